@@ -1,0 +1,158 @@
+// CGatehouseLua: the only code in Gatehouse that calls Lua APIs able to raise an error.
+//
+// Lua raises errors and yields with longjmp. A longjmp across a Swift frame skips `defer`,
+// releases and unlocks, so Swift sees only this header: an opaque VM, an opaque thread, and
+// functions that never raise. Host functions written in Swift are reached through a C
+// trampoline: Swift returns a status and C raises or yields after the Swift frame is gone.
+#ifndef GH_LUA_H
+#define GH_LUA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// A Lua state (thread). Opaque: Swift never sees its fields.
+typedef struct lua_State gh_thread;
+/// One sandboxed Lua VM with its budgets. Opaque.
+typedef struct gh_vm gh_vm;
+
+// Status values (mirror Lua's, so they compare directly).
+#define GH_OK 0
+#define GH_YIELD 1
+#define GH_ERRRUN 2
+#define GH_ERRSYNTAX 3
+#define GH_ERRMEM 4
+#define GH_ERRERR 5
+
+// Type tags (mirror Lua's).
+#define GH_TNONE (-1)
+#define GH_TNIL 0
+#define GH_TBOOLEAN 1
+#define GH_TLIGHTUSERDATA 2
+#define GH_TNUMBER 3
+#define GH_TSTRING 4
+#define GH_TTABLE 5
+#define GH_TFUNCTION 6
+#define GH_TUSERDATA 7
+#define GH_TTHREAD 8
+
+/// What a Swift host function returns to its trampoline.
+/// n >= 0: n results are on the stack. GH_HOST_ERROR: the message is on top of the stack and C
+/// raises it. GH_HOST_YIELD: C yields the running coroutine with no values.
+#define GH_HOST_ERROR (-1)
+#define GH_HOST_YIELD (-2)
+
+/// Which budget ended an invocation (0 = none).
+#define GH_BUDGET_NONE 0
+#define GH_BUDGET_INSTRUCTIONS 1
+#define GH_BUDGET_DEADLINE 2
+#define GH_BUDGET_MEMORY 3
+
+/// The single Swift entry point: `id` picks the registered host function.
+typedef int (*gh_dispatch_fn)(gh_thread *L, int id, void *context);
+
+// MARK: VM lifecycle
+
+/// Creates a VM whose allocator refuses to grow past `memory_limit` bytes while Lua code runs
+/// (0 = unlimited), with the sandboxed standard libraries open. NULL if out of memory.
+gh_vm *gh_vm_new(size_t memory_limit);
+void gh_vm_close(gh_vm *vm);
+gh_thread *gh_vm_main(gh_vm *vm);
+gh_vm *gh_vm_of(gh_thread *L);
+void gh_vm_set_dispatch(gh_vm *vm, gh_dispatch_fn fn, void *context);
+size_t gh_vm_memory_used(gh_vm *vm);
+void gh_vm_set_memory_limit(gh_vm *vm, size_t limit);
+/// Arms the per-invocation budgets before a protected call or resume: an instruction budget
+/// (0 = unlimited) and a wall-clock allowance in nanoseconds from now (0 = unlimited).
+void gh_vm_arm_budget(gh_vm *vm, uint64_t instructions, uint64_t deadline_ns);
+/// The budget that ended the last run, if any.
+int gh_vm_budget_hit(gh_vm *vm);
+/// A full garbage collection (used between generations and by tests).
+void gh_vm_collect(gh_vm *vm);
+
+// MARK: Protected entry points (the only ways Swift runs Lua code)
+
+/// Loads text-only source as a function on top of the stack (or an error message).
+int gh_load(gh_thread *L, const char *source, size_t length, const char *chunkname);
+/// lua_pcall with a traceback message handler. On error the top is the message with traceback.
+int gh_pcall(gh_thread *L, int nargs, int nresults);
+/// lua_resume of `co` from `from`. On error the top of `co` is the message with traceback
+/// already appended, so the caller can reset the thread.
+int gh_resume(gh_thread *co, gh_thread *from, int nargs, int *nresults);
+/// A new coroutine anchored in the registry; `ref` receives the anchor. NULL on failure.
+gh_thread *gh_newthread(gh_thread *L, int *ref);
+/// Makes a thread that ended in error reusable (lua_resetthread / lua_closethread).
+int gh_resetthread(gh_thread *co, gh_thread *from);
+int gh_status(gh_thread *L);
+
+// MARK: Host functions
+
+/// Pushes a Lua function that calls the dispatcher with `id`.
+void gh_push_host_function(gh_thread *L, int id);
+/// Whether the running function may yield (false inside a C boundary such as a `table.sort`
+/// comparator, a `string.gsub` callback, or on the main thread).
+int gh_is_yieldable(gh_thread *L);
+
+// MARK: Non-raising stack access (under the host allocator rule these cannot fail except on a
+// genuine allocation failure, which reaches the panic handler and aborts, never a longjmp)
+
+int gh_gettop(gh_thread *L);
+void gh_settop(gh_thread *L, int index);
+int gh_absindex(gh_thread *L, int index);
+int gh_checkstack(gh_thread *L, int n);
+void gh_pushvalue(gh_thread *L, int index);
+void gh_rotate(gh_thread *L, int index, int n);
+void gh_remove(gh_thread *L, int index);
+void gh_insert(gh_thread *L, int index);
+void gh_xmove(gh_thread *from, gh_thread *to, int n);
+int gh_type(gh_thread *L, int index);
+const char *gh_typename(gh_thread *L, int type);
+int gh_isinteger(gh_thread *L, int index);
+int gh_rawequal(gh_thread *L, int a, int b);
+
+void gh_pushnil(gh_thread *L);
+void gh_pushboolean(gh_thread *L, int value);
+void gh_pushinteger(gh_thread *L, int64_t value);
+void gh_pushnumber(gh_thread *L, double value);
+void gh_pushlstring(gh_thread *L, const char *bytes, size_t length);
+void gh_pushlightuserdata(gh_thread *L, void *pointer);
+void gh_createtable(gh_thread *L, int narr, int nrec);
+
+int gh_toboolean(gh_thread *L, int index);
+int64_t gh_tointegerx(gh_thread *L, int index, int *isnum);
+double gh_tonumberx(gh_thread *L, int index, int *isnum);
+/// Bytes of a string value only (never converts numbers in place). NULL if not a string.
+const char *gh_tostring_raw(gh_thread *L, int index, size_t *length);
+void *gh_touserdata(gh_thread *L, int index);
+gh_thread *gh_tothread(gh_thread *L, int index);
+
+/// Raw table access (no metamethods, so no Lua code runs and nothing raises).
+int gh_rawget(gh_thread *L, int index);
+int gh_rawgeti(gh_thread *L, int index, int64_t n);
+void gh_rawset(gh_thread *L, int index);
+void gh_rawseti(gh_thread *L, int index, int64_t n);
+int gh_rawgetfield(gh_thread *L, int index, const char *key);
+void gh_rawsetfield(gh_thread *L, int index, const char *key);
+size_t gh_rawlen(gh_thread *L, int index);
+/// lua_next; only raises for a key not in the table, which callers never pass.
+int gh_next(gh_thread *L, int index);
+int gh_getmetatable(gh_thread *L, int index);
+void gh_setmetatable(gh_thread *L, int index);
+/// Sets the first upvalue of the function at `funcindex` (a chunk's _ENV) to the value on top.
+int gh_set_env(gh_thread *L, int funcindex);
+
+int gh_ref(gh_thread *L);
+void gh_unref(gh_thread *L, int ref);
+int gh_getref(gh_thread *L, int ref);
+
+/// Lua's own tostring for error values and logs (protected; never raises).
+const char *gh_describe(gh_thread *L, int index, size_t *length);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,67 @@
+import Foundation
+import HTTPTypes
+public import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A small upstream that answers every request with a JSON description of it. The demo starts
+/// two (sandbox and production); tests use it as a real upstream that counts its calls.
+///
+/// Test hooks, by request header: `x-echo-status: 503` sets the status, `x-echo-delay-ms: 200`
+/// delays the answer, `x-echo-response-headers: {"Name":"value"}` adds response headers.
+public final class EchoUpstream: Sendable {
+    public let name: String
+    private let count = NIOLockedValueBox(0)
+    private let lastRequest = NIOLockedValueBox<[String: String]>([:])
+
+    public init(name: String) { self.name = name }
+
+    /// Requests answered so far.
+    public var requestCount: Int { count.withLockedValue { $0 } }
+    /// Headers of the last request received (lowercased names).
+    public var lastHeaders: [String: String] { lastRequest.withLockedValue { $0 } }
+
+    public func application(host: String = "127.0.0.1", port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let responder = CallbackResponder<BasicRequestContext> { [self] request, _ in
+            try await self.answer(request)
+        }
+        return Application(
+            responder: responder,
+            configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
+    }
+
+    private func answer(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 20)
+        var headers: [String: String] = [:]
+        for field in request.headers {
+            let key = field.name.canonicalName
+            headers[key] = headers[key].map { $0 + ", " + field.value } ?? field.value
+        }
+        if let host = request.head.authority { headers["host"] = host }
+        count.withLockedValue { $0 += 1 }
+        lastRequest.withLockedValue { $0 = headers }
+        if let delay = headers["x-echo-delay-ms"].flatMap(Int.init) {
+            try await Task.sleep(for: .milliseconds(delay))
+        }
+        let description: [String: Any] = [
+            "upstream": name,
+            "method": request.method.rawValue,
+            "path": request.head.path ?? "/",
+            "headers": headers,
+            "body": String(buffer: body),
+        ]
+        let json = try JSONSerialization.data(withJSONObject: description, options: [.sortedKeys])
+        var responseHeaders = HTTPFields()
+        responseHeaders[.contentType] = "application/json"
+        if let extra = headers["x-echo-response-headers"],
+           let object = try? JSONSerialization.jsonObject(with: Data(extra.utf8)) as? [String: String] {
+            for (name, value) in object {
+                if let field = HTTPField.Name(name) { responseHeaders.append(HTTPField(name: field, value: value)) }
+            }
+        }
+        let status = headers["x-echo-status"].flatMap(Int.init) ?? 200
+        return Response(status: .init(code: status), headers: responseHeaders, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
+    }
+}

@@ -1,0 +1,147 @@
+import GatehouseCore
+import GatehousePolicies
+import GatehouseUpstreams
+import HTTPTypes
+public import Hummingbird
+import Logging
+import NIOCore
+
+/// The gateway's request path: route match, inbound policies, handler, outbound policies.
+/// Every error the gateway produces is answered as problem+json with the request id.
+public struct GatewayResponder: HTTPResponder {
+    public typealias Context = GatewayRequestContext
+
+    let store: SnapshotStore
+    let upstream: UpstreamClient
+    let logger: Logger
+
+    public func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
+        let snapshot = store.current
+        let settings = snapshot.config.settings
+        let idHeader = HTTPField.Name(settings.requestIdHeader) ?? HTTPField.Name("x-request-id")!
+        let requestId = request.headers[idHeader].flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? RequestID.next()
+
+        let target = request.head.path ?? "/"
+        let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let rawPath = queryStart.map { target[..<$0] } ?? target[...]
+        let query = queryStart.map { String(target[target.index(after: $0)...]) }
+
+        func problem(_ p: Problem) -> Response {
+            Self.response(.problem(p, path: String(rawPath), requestId: requestId), requestId: requestId, idHeader: idHeader)
+        }
+
+        let segments: [String]
+        do {
+            segments = try PathCoding.segments(of: rawPath)
+        } catch {
+            return problem(Problem(status: .badRequest, type: Problem.Kind.badRequest, detail: error.detail))
+        }
+
+        switch snapshot.routes.match(method: request.method, segments: segments) {
+        case .notFound:
+            return problem(Problem(status: .notFound, type: Problem.Kind.routeNotFound, detail: "No route matches \(request.method.rawValue) \(rawPath)."))
+        case .methodNotAllowed(let allowed):
+            var headers = HTTPFields()
+            headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+            return problem(Problem(
+                status: .methodNotAllowed, type: Problem.Kind.methodNotAllowed,
+                detail: "\(rawPath) does not accept \(request.method.rawValue).", headers: headers))
+        case .found(let index, let route, let params):
+            var headers = request.headers
+            headers[idHeader] = requestId
+            let length = request.headers[.contentLength].flatMap { Int($0) }
+            let body: MessageBody = length == 0 || (length == nil && request.headers[.transferEncoding] == nil)
+                ? .empty : .stream(StreamedBody(chunks: request.body, length: length))
+            let state = RequestState(
+                requestId: requestId, method: request.method, path: String(rawPath), query: query, headers: headers,
+                body: body, scheme: "http", authority: request.head.authority, clientAddress: context.clientAddress,
+                params: params, route: route)
+            let runtime = snapshot.runtime(for: context.eventLoop)
+            let result = await handle(state, route: index, snapshot: snapshot, runtime: runtime)
+            await runtime.finish(state)
+            return Self.response(result, requestId: requestId, idHeader: idHeader)
+        }
+    }
+
+    /// Policies and handler for a matched request.
+    private func handle(_ state: RequestState, route index: Int, snapshot: Snapshot, runtime: PolicyRuntime) async -> ResponseState {
+        if case .respond(let response) = await snapshot.runInbound(route: index, state: state, runtime: runtime) {
+            return response
+        }
+        var response: ResponseState
+        do {
+            response = try await runHandler(state, route: index, snapshot: snapshot, runtime: runtime)
+        } catch {
+            if error.status == .internalServerError {
+                logger.error("handler failed: \(error.detail ?? error.title)", metadata: ["request-id": .string(state.requestId), "route": .string(state.route.label)])
+            }
+            return .problem(error, path: state.path, requestId: state.requestId)
+        }
+        if snapshot.hasOutboundPolicies(route: index) {
+            response = await snapshot.runOutbound(route: index, response: response, state: state, runtime: runtime)
+        }
+        return response
+    }
+
+    private func runHandler(_ state: RequestState, route index: Int, snapshot: Snapshot, runtime: PolicyRuntime) async throws(Problem) -> ResponseState {
+        switch state.route.handler {
+        case .staticResponse(let status, let headers, let body):
+            var fields = HTTPFields()
+            for (name, value) in headers { if let n = HTTPField.Name(name) { fields.append(HTTPField(name: n, value: value)) } }
+            return ResponseState(status: HTTPResponse.Status(code: status), headers: fields, body: .text(body))
+        case .lua:
+            return await snapshot.runLuaHandler(route: index, state: state, runtime: runtime)
+        case .urlForward(let baseUrl, let forwardSearch, let preserveHost):
+            let url = baseUrl + state.path
+            return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
+        case .urlRewrite(let pattern, let forwardSearch, let preserveHost):
+            let custom = await runtime.customValues(pattern.customNames, state: state)
+            let inputs = RewriteInputs(
+                custom: custom, params: state.params, query: state.query, headers: state.headers,
+                environment: snapshot.config.environment, method: state.method, path: state.path)
+            let url = try pattern.render(inputs)
+            return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
+        }
+    }
+
+    /// Sends the (possibly policy-modified) request upstream with proxy headers added.
+    private func forward(_ state: RequestState, to url: String, preserveHost: Bool) async throws(Problem) -> ResponseState {
+        var headers = state.headers
+        if let client = state.clientAddress {
+            let prior = headers[values: .xForwardedFor].joined(separator: ", ")
+            headers[.xForwardedFor] = prior.isEmpty ? client : prior + ", " + client
+        }
+        headers[.xForwardedProto] = state.scheme
+        if let authority = state.authority {
+            headers[.xForwardedHost] = authority
+            if preserveHost && headers[.host] == nil { headers[.host] = authority }
+        }
+        let answer = try await upstream.send(.init(url: url, method: state.method, headers: headers, body: state.body), logger: logger)
+        return ResponseState(status: answer.status, headers: answer.headers, body: answer.body)
+    }
+
+    /// Converts the final response for Hummingbird, stamping the request id.
+    static func response(_ state: ResponseState, requestId: String, idHeader: HTTPField.Name) -> Response {
+        var headers = state.headers
+        headers[idHeader] = requestId
+        switch state.body {
+        case .empty:
+            if state.status.code >= 200 && state.status != .noContent && state.status != .notModified && headers[.contentLength] == nil {
+                headers[.contentLength] = "0"
+            }
+            return Response(status: state.status, headers: headers, body: ResponseBody())
+        case .buffered(let buffer):
+            headers[.contentLength] = String(buffer.readableBytes)
+            return Response(status: state.status, headers: headers, body: ResponseBody(byteBuffer: buffer))
+        case .stream(let stream):
+            return Response(status: state.status, headers: headers, body: ResponseBody(asyncSequence: stream.chunks))
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+    static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
+    static let host = HTTPField.Name("Host")!
+}

@@ -1,0 +1,18 @@
+public import GatehousePolicies
+import NIOConcurrencyHelpers
+
+/// Holds the generation that new requests use. Publishing is one atomic swap; requests that
+/// already started keep the snapshot they read.
+public final class SnapshotStore: Sendable {
+    private let box: NIOLockedValueBox<Snapshot>
+
+    public init(_ initial: Snapshot) {
+        box = NIOLockedValueBox(initial)
+    }
+
+    public var current: Snapshot { box.withLockedValue { $0 } }
+
+    public func publish(_ snapshot: Snapshot) {
+        box.withLockedValue { $0 = snapshot }
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import Gatehouse
+import Logging
+import ServiceLifecycle
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the gateway.")
+
+    @OptionGroup var source: SourceOptions
+
+    @Option(help: "The address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "The port to listen on.")
+    var port: Int = 8080
+
+    @Flag(help: "Also start the two demo upstreams (sandbox on 127.0.0.1:9101, production on 127.0.0.1:9102).")
+    var demo = false
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "gatehouse")
+        let server: GatewayServer
+        do {
+            server = try await GatewayServer.load(configDirectory: source.config, pluginDirectories: source.pluginDirectories, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("gatehouse: the configuration is not valid:\n\(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if demo {
+            for (name, port) in [("sandbox", 9101), ("production", 9102)] {
+                let upstream = EchoUpstream(name: name)
+                services.append(.init(service: upstream.application(port: port)))
+            }
+        }
+        let host = self.host
+        services.append(.init(service: server.application(host: host, port: port) { bound in
+            logger.notice("gatehouse listening on http://\(host):\(bound)")
+        }))
+        let group = ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
+        try await group.run()
+        await server.shutdown()
+    }
+}

@@ -1,0 +1,43 @@
+/// A named policy instance from `policies.json`.
+public struct PolicyConfig: Sendable {
+    public var name: String
+    /// `custom-code-inbound`, `custom-code-outbound`, or a built-in such as `api-key-inbound`.
+    public var policyType: String
+    /// For Lua policies: the module and the export to call.
+    public var module: ModuleReference?
+    public var export: String?
+    public var options: JSONValue
+    /// `closed` (default): an error in the policy answers 500. `open`: the error is logged and
+    /// the chain goes on. Authentication policies are always closed.
+    public var failOpen: Bool
+    public var location: ConfigError
+
+    public var isLua: Bool { policyType == "custom-code-inbound" || policyType == "custom-code-outbound" }
+}
+
+/// A consumer of the API and the hashes of its keys, from `consumers.json`.
+public struct ConsumerConfig: Sendable {
+    public var sub: String
+    /// SHA-256 digests of the consumer's keys (the keys themselves are never stored).
+    public var keyHashes: [[UInt8]]
+    public var metadata: JSONValue
+}
+
+/// Server and runtime settings from `gatehouse.json` (every field optional).
+public struct GatewaySettings: Sendable {
+    /// Upstream connect timeout.
+    public var connectTimeoutMilliseconds: Int = 5_000
+    /// Upstream response timeout: from sending the request until the response head arrives.
+    public var upstreamTimeoutMilliseconds: Int = 30_000
+    /// Largest request body a policy may read into memory (`request:text()`); larger → 413.
+    public var maxBufferedBodyBytes: Int = 1 << 20
+    /// Per-invocation Lua budgets.
+    public var luaInstructionBudget: UInt64 = 10_000_000
+    public var luaTimeBudgetMilliseconds: Int = 1_000
+    /// Per-VM Lua memory cap.
+    public var luaMemoryLimitBytes: Int = 64 << 20
+    /// Name of the request id header.
+    public var requestIdHeader: String = "x-request-id"
+
+    public init() {}
+}

@@ -1,0 +1,42 @@
+public import NIOCore
+
+/// A request or response body: streamed through untouched unless a policy reads it.
+public enum MessageBody: Sendable {
+    case empty
+    /// Fully in memory (read by a policy, set by a policy, or built by the gateway).
+    case buffered(ByteBuffer)
+    /// Still arriving: forwarded chunk by chunk unless a policy asks for it.
+    case stream(StreamedBody)
+
+    public static func text(_ text: String) -> MessageBody {
+        text.isEmpty ? .empty : .buffered(ByteBuffer(string: text))
+    }
+}
+
+/// A body that is still being received, from the client or from an upstream.
+public struct StreamedBody: Sendable {
+    public let chunks: any AsyncSequence<ByteBuffer, any Error> & Sendable
+    /// The declared length, when known (Content-Length).
+    public let length: Int?
+
+    public init(chunks: any AsyncSequence<ByteBuffer, any Error> & Sendable, length: Int?) {
+        self.chunks = chunks
+        self.length = length
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes.
+    public func collect(limit: Int) async throws -> ByteBuffer {
+        if let length, length > limit { throw BodyTooLarge(limit: limit) }
+        var buffer = ByteBuffer()
+        for try await var chunk in chunks {
+            guard buffer.readableBytes + chunk.readableBytes <= limit else { throw BodyTooLarge(limit: limit) }
+            buffer.writeBuffer(&chunk)
+        }
+        return buffer
+    }
+}
+
+/// A body exceeded the configured limit while being read.
+public struct BodyTooLarge: Error, Sendable {
+    public let limit: Int
+}

@@ -1,0 +1,131 @@
+/// Percent-decoding of request paths and percent-encoding of values placed in URLs.
+public enum PathCoding {
+    /// Why a request path was refused before routing.
+    public enum Rejection: Error, Sendable, Equatable {
+        case invalidPercentEncoding
+        case controlCharacter
+        case dotSegment
+        case notAbsolute
+
+        public var detail: String {
+            switch self {
+            case .invalidPercentEncoding: "The request path contains an invalid percent-encoding."
+            case .controlCharacter: "The request path contains a control character."
+            case .dotSegment: "The request path contains a '.' or '..' segment."
+            case .notAbsolute: "The request path must start with '/'."
+            }
+        }
+    }
+
+    /// Splits an origin-form path into decoded segments. Empty segments (`//`) are dropped so
+    /// `/a//b` routes like `/a/b`; dot segments (also when encoded, `%2e%2e`) and control
+    /// characters are refused, so no policy can be bypassed by spelling a path differently.
+    public static func segments(of path: Substring) throws(Rejection) -> [String] {
+        guard path.utf8.first == UInt8(ascii: "/") else { throw .notAbsolute }
+        var result: [String] = []
+        for raw in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            let decoded = try decode(raw)
+            if decoded == "." || decoded == ".." { throw .dotSegment }
+            result.append(decoded)
+        }
+        return result
+    }
+
+    static func decode(_ raw: Substring.UTF8View.SubSequence) throws(Rejection) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(raw.count)
+        var i = raw.startIndex
+        while i < raw.endIndex {
+            let c = raw[i]
+            if c == UInt8(ascii: "%") {
+                let h = raw.index(after: i)
+                guard h < raw.endIndex, raw.index(after: h) < raw.endIndex,
+                      let hi = hexValue(raw[h]), let lo = hexValue(raw[raw.index(after: h)])
+                else { throw .invalidPercentEncoding }
+                let byte = hi << 4 | lo
+                if byte < 0x20 || byte == 0x7F { throw .controlCharacter }
+                bytes.append(byte)
+                i = raw.index(h, offsetBy: 2)
+            } else {
+                if c < 0x20 || c == 0x7F { throw .controlCharacter }
+                bytes.append(c)
+                i = raw.index(after: i)
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .invalidPercentEncoding }
+        return text
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: c - 0x30
+        case 0x41...0x46: c - 0x41 + 10
+        case 0x61...0x66: c - 0x61 + 10
+        default: nil
+        }
+    }
+
+    private static let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
+
+    /// Encodes `value` so it stays one path segment (`/`, `?`, `#` and `%` are encoded).
+    public static func encodePathSegment(_ value: String) -> String {
+        encode(value) { c in isUnreserved(c) || isSubDelim(c) || c == UInt8(ascii: ":") || c == UInt8(ascii: "@") }
+    }
+
+    /// Encodes a query name or value (only unreserved characters stay as they are).
+    public static func encodeQueryComponent(_ value: String) -> String {
+        encode(value, keep: isUnreserved)
+    }
+
+    private static func encode(_ value: String, keep: (UInt8) -> Bool) -> String {
+        if value.utf8.allSatisfy(keep) { return value }
+        var out: [UInt8] = []
+        out.reserveCapacity(value.utf8.count + 8)
+        for c in value.utf8 {
+            if keep(c) {
+                out.append(c)
+            } else {
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(c >> 4)])
+                out.append(hex[Int(c & 0xF)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func isUnreserved(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+            || c == UInt8(ascii: "-") || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "~")
+    }
+
+    private static func isSubDelim(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
+             UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+            true
+        default: false
+        }
+    }
+
+    /// Decodes a query string into ordered name/value pairs (`+` means space).
+    public static func queryItems(_ query: Substring) -> [(name: String, value: String)] {
+        guard !query.isEmpty else { return [] }
+        return query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = decodeQuery(parts[0])
+            let value = parts.count > 1 ? decodeQuery(parts[1]) : ""
+            return (name, value)
+        }
+    }
+
+    private static func decodeQuery(_ s: Substring) -> String {
+        let plusFixed = s.contains("+") ? Substring(s.replacingOccurrences(of: "+", with: " ")) : s
+        return (try? decode(plusFixed.utf8[...])) ?? String(s)
+    }
+}
+
+extension Substring {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}

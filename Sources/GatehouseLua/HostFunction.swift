@@ -1,0 +1,36 @@
+import CGatehouseLua
+
+/// Identifies a host function registered with a ``LuaVM``.
+public struct HostFunctionID: Hashable, Sendable {
+    public let rawValue: Int32
+    @inlinable public init(rawValue: Int32) { self.rawValue = rawValue }
+}
+
+/// What a Swift host function tells its C trampoline. The trampoline, not Swift, raises the
+/// error or yields, after this Swift frame has returned (Lua uses longjmp for both).
+public enum HostResult: Sendable {
+    /// `n` results are on top of the stack.
+    case values(Int32)
+    /// Raise a Lua error with this message (the trampoline adds the caller's file:line).
+    case error(String)
+    /// Suspend the running coroutine; the driver resumes it with the results of the operation
+    /// the function recorded before returning.
+    case yield
+}
+
+/// A Swift function callable from Lua. It receives the calling thread, whose stack holds the
+/// arguments, and must only use non-raising operations (everything on ``LuaState`` is).
+public typealias HostFunction = (LuaState) -> HostResult
+
+extension HostResult {
+    /// The standard "bad argument" error, worded like Lua's own.
+    public static func badArgument(_ position: Int32, _ function: String, expected: String, state: LuaState) -> HostResult {
+        .error("bad argument #\(position) to '\(function)' (\(expected) expected, got \(state.type(at: position) == .none ? "no value" : state.typeName(at: position)))")
+    }
+}
+
+extension LuaState {
+    /// Argument `position` as a string, or nil (the caller reports ``HostResult/badArgument``).
+    @inlinable
+    public func stringArgument(_ position: Int32) -> String? { toString(at: position) }
+}

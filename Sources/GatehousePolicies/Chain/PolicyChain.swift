@@ -1,0 +1,97 @@
+import GatehouseCore
+import GatehouseLua
+import Logging
+
+/// Runs a route's policies in order. A failing policy never escapes as an error: it becomes a
+/// 500 problem (fail closed, the default) or a log line (fail open).
+extension Snapshot {
+    public enum InboundResult: Sendable {
+        case proceed
+        case respond(ResponseState)
+    }
+
+    /// Inbound policies, in the route's order, until one answers.
+    public func runInbound(route: Int, state: RequestState, runtime: PolicyRuntime) async -> InboundResult {
+        for step in inbound[route] {
+            switch step {
+            case .apiKey(let policy):
+                state.currentPolicy = policy.name
+                if let problem = policy.authenticate(state) {
+                    return .respond(.problem(problem, path: state.path, requestId: state.requestId))
+                }
+            case .lua(let name, let failOpen):
+                let outcome = await runtime.runInbound(policy: name, state: state)
+                if let forced = state.forcedProblem {
+                    return .respond(.problem(forced, path: state.path, requestId: state.requestId))
+                }
+                switch outcome {
+                case .proceed: continue
+                case .respond(let response): return .respond(response)
+                case .failed(let failure):
+                    if failOpen {
+                        logFailure(failure, state: state, failOpen: true)
+                        continue
+                    }
+                    return .respond(failureResponse(failure, state: state))
+                }
+            }
+        }
+        return .proceed
+    }
+
+    /// Outbound policies, in order; each may replace the response.
+    public func runOutbound(route: Int, response: ResponseState, state: RequestState, runtime: PolicyRuntime) async -> ResponseState {
+        var current = response
+        for case .lua(let name, let failOpen) in outbound[route] {
+            switch await runtime.runOutbound(policy: name, response: current, state: state) {
+            case .respond(let next): current = next
+            case .proceed: continue
+            case .failed(let failure):
+                if failOpen {
+                    logFailure(failure, state: state, failOpen: true)
+                    continue
+                }
+                return failureResponse(failure, state: state)
+            }
+        }
+        return current
+    }
+
+    /// The Lua handler of a route.
+    public func runLuaHandler(route: Int, state: RequestState, runtime: PolicyRuntime) async -> ResponseState {
+        switch await runtime.runHandler(route: route, state: state) {
+        case .respond(let response): return response
+        case .proceed: return failureResponse(PolicyFailure(policy: "handler", message: "the handler returned no response"), state: state)
+        case .failed(let failure): return failureResponse(failure, state: state)
+        }
+    }
+
+    /// Logs the failure with file, line and traceback, and builds the 500 problem the client
+    /// sees (which names the policy and the request id, never the script's internals).
+    func failureResponse(_ failure: PolicyFailure, state: RequestState) -> ResponseState {
+        logFailure(failure, state: state, failOpen: false)
+        let detail: String
+        if let budget = failure.script?.budget {
+            detail = "The policy '\(failure.policy)' exceeded its \(budget.rawValue) budget."
+        } else {
+            detail = "The policy '\(failure.policy)' failed while handling this request."
+        }
+        let problem = Problem(status: .internalServerError, type: Problem.Kind.policyError, detail: detail)
+        return .problem(problem, path: state.path, requestId: state.requestId)
+    }
+
+    func logFailure(_ failure: PolicyFailure, state: RequestState, failOpen: Bool) {
+        var metadata: Logger.Metadata = [
+            "request-id": .string(state.requestId),
+            "policy": .string(failure.policy),
+            "route": .string(state.route.label),
+        ]
+        if let script = failure.script {
+            if let file = script.file { metadata["file"] = .string(file) }
+            if let line = script.line { metadata["line"] = .stringConvertible(line) }
+            if let budget = script.budget { metadata["budget"] = .string(budget.rawValue) }
+            if !script.traceback.isEmpty { metadata["traceback"] = .string(script.traceback) }
+        }
+        logger.error("policy failed\(failOpen ? " (failMode open: continuing)" : ""): \(failure.message)", metadata: metadata)
+    }
+}

@@ -1,0 +1,453 @@
+public import GatehouseCore
+public import GatehouseLua
+public import Logging
+public import NIOCore
+
+/// One Lua VM with the plugins of one configuration generation loaded, bound to one event loop.
+///
+/// Every method that touches the VM runs on `loop` (``onLoop(_:)`` hops there when needed), so
+/// the `lua_State` is only ever used by that loop's thread.
+public final class PolicyRuntime: @unchecked Sendable {
+    public let vm: LuaVM
+    public let loop: any EventLoop
+    let sources: PluginSources
+    let environment: ConfigEnvironment
+    let logger: Logger
+    let maxBufferedBodyBytes: Int
+
+    /// Requests that Lua has seen and that have not ended, by Lua handle.
+    var requests: [Int64: RequestState] = [:]
+    private var nextRid: Int64 = 1
+    /// The request whose invocation is running right now (set only during a resume).
+    var current: RequestState?
+    var currentCoroutine: LuaState?
+
+    // Registry references to the prelude's internals.
+    private var objectsRef: Int32 = 0
+    private var liveRef: Int32 = 0
+    private var runInboundRef: Int32 = 0
+    private var runOutboundRef: Int32 = 0
+    private var runHandlerRef: Int32 = 0
+    private var requireRef: Int32 = 0
+
+    /// A Lua function ready to be invoked, with its options table.
+    struct Compiled {
+        let functionRef: Int32
+        let optionsRef: Int32
+    }
+    private var policies: [String: Compiled] = [:]
+    private var handlers: [Int: Compiled] = [:]
+
+    /// Creates the VM on the calling thread (call it on `loop`), installs the policy API and
+    /// loads every Lua policy and handler of `config`.
+    public init(config: GatewayConfig, sources: PluginSources, loop: any EventLoop, logger: Logger) throws(PolicyLoadError) {
+        do {
+            vm = try LuaVM(memoryLimit: config.settings.luaMemoryLimitBytes)
+        } catch {
+            throw PolicyLoadError(message: "cannot create a Lua VM")
+        }
+        vm.budget = LuaBudget(
+            instructions: config.settings.luaInstructionBudget,
+            timeNanoseconds: UInt64(config.settings.luaTimeBudgetMilliseconds) * 1_000_000)
+        self.loop = loop
+        self.sources = sources
+        self.environment = config.environment
+        self.logger = logger
+        self.maxBufferedBodyBytes = config.settings.maxBufferedBodyBytes
+        try installPrelude()
+        try loadPolicies(config)
+    }
+
+    // MARK: Setup
+
+    private func installPrelude() throws(PolicyLoadError) {
+        let L = vm.main
+        do {
+            try vm.load(Prelude.source, chunkName: Prelude.chunkName)
+        } catch {
+            throw PolicyLoadError(message: "internal: the prelude does not compile: \(error.message)")
+        }
+        L.newTable()
+        for (name, function) in hostAPI() {
+            L.pushHostFunction(vm.register(function))
+            L.rawSet(-2, field: name)
+        }
+        L.push(lightUserdata: LuaState.jsonNull)
+        L.rawSet(-2, field: "json_null")
+        do {
+            try vm.protectedCall(arguments: 1, results: 1)
+        } catch {
+            throw PolicyLoadError(message: "internal: the prelude failed: \(error.message)")
+        }
+        func take(_ field: String) -> Int32 {
+            L.rawGet(-1, field: field)
+            return L.ref()
+        }
+        objectsRef = take("objects")
+        liveRef = take("live")
+        runInboundRef = take("run_inbound")
+        runOutboundRef = take("run_outbound")
+        runHandlerRef = take("run_handler")
+        L.pop()
+        // `require` is a global the prelude defined.
+        requireRef = globalRef("require")
+    }
+
+    /// A registry reference to a global, read without metamethods.
+    private func globalRef(_ name: String) -> Int32 {
+        let L = vm.main
+        L.pushRef(2) // LUA_RIDX_GLOBALS: the globals table lives at registry index 2
+        L.rawGet(-1, field: name)
+        let ref = L.ref()
+        L.pop()
+        return ref
+    }
+
+    /// All host functions, one file per Lua namespace (see `*API.swift`).
+    private func hostAPI() -> [(String, HostFunction)] {
+        requestAPI() + headersAPI() + responseAPI() + contextAPI() + jsonAPI() + envAPI() + moduleAPI()
+    }
+
+    private func loadPolicies(_ config: GatewayConfig) throws(PolicyLoadError) {
+        for policy in config.policies.values.sorted(by: { $0.name < $1.name }) where policy.isLua {
+            guard let module = policy.module else { continue }
+            let export = policy.export ?? "default"
+            let direction = policy.policyType == "custom-code-inbound" ? "inbound" : "outbound"
+            let ref = try loadFunction(module: module, export: export, fallback: direction, owner: "policy '\(policy.name)'", location: policy.location)
+            policies[policy.name] = Compiled(functionRef: ref, optionsRef: optionsRef(policy.options))
+        }
+        for (index, route) in config.routes.enumerated() {
+            guard case .lua(let module, let export, let options) = route.handler else { continue }
+            let ref = try loadFunction(module: module, export: export, fallback: "handler", owner: "the handler of \(route.label)", location: route.location)
+            handlers[index] = Compiled(functionRef: ref, optionsRef: optionsRef(options))
+        }
+    }
+
+    private func optionsRef(_ options: JSONValue) -> Int32 {
+        vm.main.push(json: options)
+        if vm.main.type(at: -1) != .table {
+            vm.main.pop()
+            vm.main.newTable()
+        }
+        return vm.main.ref()
+    }
+
+    /// Requires `module` and picks `export` from it: the module's function itself for
+    /// "default", else a field of the table it returned (`fallback` is tried for "default").
+    private func loadFunction(module: ModuleReference, export: String, fallback: String, owner: String, location: ConfigError) throws(PolicyLoadError) -> Int32 {
+        let L = vm.main
+        guard let file = sources.resolve(module.name) else {
+            throw PolicyLoadError(message: "\(owner): module \(module) not found in \(sources.directories.joined(separator: ", "))", config: location)
+        }
+        L.pushRef(requireRef)
+        L.push(module.name)
+        do {
+            try vm.protectedCall(arguments: 1, results: 1)
+        } catch {
+            throw PolicyLoadError(message: "\(owner): loading \(file.chunkName) failed: \(error.message)", script: error, config: location)
+        }
+        defer { L.pop() }
+        switch L.type(at: -1) {
+        case .function where export == "default":
+            L.pushValue(at: -1)
+            return L.ref()
+        case .table:
+            for name in export == "default" ? ["default", fallback] : [export] {
+                if L.rawGet(-1, field: name) == .function { return L.ref() }
+                L.pop()
+            }
+            throw PolicyLoadError(message: "\(owner): \(file.chunkName) has no function '\(export == "default" ? "default" : export)'\(export == "default" ? " or '\(fallback)'" : "") in the table it returns", config: location)
+        default:
+            throw PolicyLoadError(message: "\(owner): \(file.chunkName) must return a function or a table of functions, not a \(L.typeName(at: -1))", config: location)
+        }
+    }
+
+    // MARK: Running on the loop
+
+    /// Runs `body` on this runtime's event loop (inline when already there).
+    public func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        if loop.inEventLoop { return body() }
+        return await withCheckedContinuation { continuation in
+            loop.execute { continuation.resume(returning: body()) }
+        }
+    }
+
+    /// The Lua handle of `state`, registering it on first use.
+    private func handle(for state: RequestState) -> Int64 {
+        if state.rid == 0 {
+            state.rid = nextRid
+            nextRid += 1
+            requests[state.rid] = state
+        }
+        return state.rid
+    }
+
+    /// Ends the request's life in Lua: its objects become dead handles and are released.
+    public func finish(_ state: RequestState) async {
+        guard state.rid != 0 else { return }
+        await onLoop { self.release(state) }
+    }
+
+    private func release(_ state: RequestState) {
+        let rid = state.rid
+        guard rid != 0, requests.removeValue(forKey: rid) != nil else { return }
+        let L = vm.main
+        for ref in [liveRef, objectsRef] {
+            L.pushRef(ref)
+            L.push(rid)
+            L.pushNil()
+            L.rawSet(-3)
+            L.pop()
+        }
+    }
+
+    // MARK: Invocations
+
+    /// What a Lua invocation decided.
+    public enum Outcome: Sendable {
+        /// Inbound: the request goes on. Outbound/handler: never.
+        case proceed
+        /// Answer with this response (an index into `state.responses`).
+        case respond(ResponseState)
+        case failed(PolicyFailure)
+    }
+
+    /// The kinds of Lua entry points.
+    enum Entry {
+        case inbound(policy: String)
+        case outbound(policy: String, response: Int)
+        case handler(route: Int)
+    }
+
+    private enum Step: @unchecked Sendable {
+        case done(Outcome)
+        case waiting(PendingOperation, LuaCoroutine)
+    }
+
+    /// Runs an inbound policy: `fn(request, context, options, policyName)`.
+    public func runInbound(policy: String, state: RequestState) async -> Outcome {
+        await run(.inbound(policy: policy), state: state)
+    }
+
+    /// Runs an outbound policy on `response` (already in `state.responses`).
+    public func runOutbound(policy: String, response: ResponseState, state: RequestState) async -> Outcome {
+        let index: Int
+        if let i = state.responses.firstIndex(where: { $0 === response }) {
+            index = i + 1
+        } else {
+            index = state.addResponse(response)
+        }
+        return await run(.outbound(policy: policy, response: index), state: state)
+    }
+
+    /// Runs the Lua handler of route `index`: `fn(request, context, options)`.
+    public func runHandler(route index: Int, state: RequestState) async -> Outcome {
+        await run(.handler(route: index), state: state)
+    }
+
+    private func run(_ entry: Entry, state: RequestState) async -> Outcome {
+        var step = await onLoop { self.start(entry, state: state) }
+        while case .waiting(let operation, let co) = step {
+            let results = await perform(operation, state: state)
+            step = await onLoop { self.continueRun(co, entry: entry, state: state, results: results) }
+        }
+        guard case .done(let outcome) = step else { fatalError("unreachable") }
+        return outcome
+    }
+
+    private func start(_ entry: Entry, state: RequestState) -> Step {
+        let rid = handle(for: state)
+        let compiled: Compiled
+        let driver: Int32
+        let name: String
+        switch entry {
+        case .inbound(let policy), .outbound(let policy, _):
+            guard let c = policies[policy] else { return .done(.failed(PolicyFailure(policy: policy, message: "policy '\(policy)' is not loaded"))) }
+            compiled = c
+            name = policy
+            if case .inbound = entry { driver = runInboundRef } else { driver = runOutboundRef }
+        case .handler(let route):
+            guard let c = handlers[route] else { return .done(.failed(PolicyFailure(policy: "handler", message: "route handler is not loaded"))) }
+            compiled = c
+            name = "handler"
+            driver = runHandlerRef
+        }
+        let co = vm.acquireCoroutine()
+        let L = co.state
+        L.ensureStack(8)
+        L.pushRef(driver)
+        L.pushRef(compiled.functionRef)
+        L.push(rid)
+        var arguments: Int32 = 2 // fn and rid; the driver itself is not an argument
+        if case .outbound(_, let index) = entry {
+            L.push(index)
+            arguments += 1
+        }
+        L.pushRef(compiled.optionsRef)
+        arguments += 1
+        if case .handler = entry {} else {
+            L.push(name)
+            arguments += 1
+        }
+        state.currentPolicy = name
+        return resume(co, arguments: arguments, entry: entry, state: state)
+    }
+
+    private func continueRun(_ co: LuaCoroutine, entry: Entry, state: RequestState, results: PendingResult) -> Step {
+        let L = co.state
+        L.ensureStack(2)
+        let count: Int32
+        switch results {
+        case .text(let text):
+            L.push(text)
+            count = 1
+        case .failure(let message):
+            L.pushNil()
+            L.push(message)
+            count = 2
+        }
+        return resume(co, arguments: count, entry: entry, state: state)
+    }
+
+    private func resume(_ co: LuaCoroutine, arguments: Int32, entry: Entry, state: RequestState) -> Step {
+        current = state
+        currentCoroutine = co.state
+        let outcome = vm.resume(co, arguments: arguments)
+        current = nil
+        currentCoroutine = nil
+        let policy = state.currentPolicy ?? "?"
+        switch outcome {
+        case .yielded:
+            guard let operation = state.pending else {
+                vm.releaseCoroutine(co)
+                return .done(.failed(PolicyFailure(policy: policy, message: "coroutine.yield is not supported in policies (use coroutine.wrap inside your own code)")))
+            }
+            state.pending = nil
+            return .waiting(operation, co)
+        case .failed(let error):
+            vm.releaseCoroutine(co)
+            return .done(.failed(PolicyFailure(policy: policy, message: error.message, script: error)))
+        case .finished(let count):
+            let L = co.state
+            let base = L.top - count + 1
+            let code = count >= 1 ? L.toInteger(at: base) ?? -1 : -1
+            let returned = count >= 2 ? L.toString(at: base + 1) ?? "nil" : "nil"
+            vm.releaseCoroutine(co)
+            if code == 0 { return .done(.proceed) }
+            if code > 0, Int(code) <= state.responses.count { return .done(.respond(state.responses[Int(code) - 1])) }
+            let expected: String
+            switch entry {
+            case .inbound: expected = "an inbound policy must return the request (to continue) or a response (to answer now)"
+            case .outbound: expected = "an outbound policy must return a response"
+            case .handler: expected = "a handler must return a response"
+            }
+            return .done(.failed(PolicyFailure(policy: policy, message: "'\(policy)' returned \(returned == "nil" ? "nothing" : "a \(returned)"); \(expected)")))
+        }
+    }
+
+    // MARK: Asynchronous operations requested by host functions
+
+    enum PendingResult: Sendable {
+        case text(String)
+        case failure(String)
+    }
+
+    private func perform(_ operation: PendingOperation, state: RequestState) async -> PendingResult {
+        switch operation {
+        case .readBody(let index):
+            let body = index == 0 ? state.body : state.responses[index - 1].body
+            switch body {
+            case .empty: return .text("")
+            case .buffered(let buffer): return .text(String(buffer: buffer))
+            case .stream(let stream):
+                do {
+                    let buffer = try await stream.collect(limit: maxBufferedBodyBytes)
+                    if index == 0 { state.body = .buffered(buffer) } else { state.responses[index - 1].body = .buffered(buffer) }
+                    return .text(String(buffer: buffer))
+                } catch let error as BodyTooLarge {
+                    if index == 0 {
+                        state.forcedProblem = Problem(
+                            status: .contentTooLarge, type: Problem.Kind.payloadTooLarge,
+                            detail: "The request body exceeds the limit of \(error.limit) bytes.")
+                    }
+                    return .failure("body exceeds the limit of \(error.limit) bytes")
+                } catch {
+                    return .failure("the body could not be read: \(error)")
+                }
+            }
+        }
+    }
+
+    // MARK: Reading Lua state for handlers
+
+    /// Values of `context.custom[name]` for this request, as text (strings and numbers only).
+    public func customValues(_ names: [String], state: RequestState) async -> [String: String] {
+        guard state.rid != 0, !names.isEmpty else { return [:] }
+        return await onLoop {
+            let L = self.vm.main
+            var out: [String: String] = [:]
+            L.pushRef(self.objectsRef)
+            L.push(state.rid)
+            guard L.rawGet(-2) == .table, L.rawGet(-1, field: "custom") == .table else {
+                L.setTop(0)
+                return out
+            }
+            for name in names {
+                L.rawGet(-1, field: name)
+                switch L.type(at: -1) {
+                case .string: out[name] = L.toString(at: -1)
+                case .number: out[name] = L.isInteger(at: -1) ? String(L.toInteger(at: -1)!) : String(L.toNumber(at: -1)!)
+                default: break
+                }
+                L.pop()
+            }
+            L.setTop(0)
+            return out
+        }
+    }
+
+    /// The request a host function was called for (argument 1 is its handle).
+    func state(_ L: LuaState, at index: Int32 = 1) -> RequestState? {
+        guard let rid = L.toInteger(at: index) else { return nil }
+        return requests[rid]
+    }
+
+    /// The message (request 0, response k) a host function addresses.
+    func message(_ L: LuaState) -> (RequestState, Int)? {
+        guard let state = state(L), let index = L.toInteger(at: 2) else { return nil }
+        guard index == 0 || (index > 0 && Int(index) <= state.responses.count) else { return nil }
+        return (state, Int(index))
+    }
+}
+
+/// A Lua policy or handler that failed: a script error, a budget, or a bad return value.
+public struct PolicyFailure: Error, Sendable {
+    public let policy: String
+    public let message: String
+    public let script: LuaScriptError?
+
+    public init(policy: String, message: String, script: LuaScriptError? = nil) {
+        self.policy = policy
+        self.message = message
+        self.script = script
+    }
+}
+
+/// A plugin that cannot be loaded: where in the config it is used and where in the file it broke.
+public struct PolicyLoadError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public let script: LuaScriptError?
+    public let config: ConfigError?
+
+    public init(message: String, script: LuaScriptError? = nil, config: ConfigError? = nil) {
+        self.message = message
+        self.script = script
+        self.config = config
+    }
+
+    public var description: String {
+        var out = ""
+        if let config { out += config.file + (config.line.map { ":\($0)" } ?? "") + (config.pointer.isEmpty ? "" : " (\(config.pointer))") + ": " }
+        return out + message
+    }
+}

@@ -1,0 +1,109 @@
+public import Foundation
+public import GatehouseCore
+public import Logging
+public import NIOCore
+
+/// One immutable, validated generation of everything loaded from `config/` and `plugins/`,
+/// with a policy runtime (Lua VM) per event loop. A request keeps the snapshot it started with.
+public final class Snapshot: Sendable {
+    public let generation: Int
+    public let config: GatewayConfig
+    public let routes: RouteTable
+    public let sources: PluginSources
+    public let loadedAt: Date
+    let inbound: [[InboundStep]]
+    let outbound: [[OutboundStep]]
+    private let runtimes: [ObjectIdentifier: PolicyRuntime]
+    let logger: Logger
+
+    enum InboundStep: Sendable {
+        case lua(name: String, failOpen: Bool)
+        case apiKey(APIKeyInbound)
+    }
+
+    enum OutboundStep: Sendable {
+        case lua(name: String, failOpen: Bool)
+    }
+
+    /// Loads config and plugins and creates a runtime on every loop; throws every problem found.
+    /// Nothing is published by this call: the caller swaps the snapshot in only on success.
+    public static func load(
+        configDirectory: String, pluginDirectories: [String], loops: [any EventLoop], generation: Int, logger: Logger
+    ) async throws(SnapshotError) -> Snapshot {
+        let config: GatewayConfig
+        do {
+            config = try GatewayConfig.load(directory: configDirectory)
+        } catch {
+            throw SnapshotError(lines: error.errors.map(\.description))
+        }
+        let sources: PluginSources
+        do {
+            sources = try PluginSources(directories: pluginDirectories)
+        } catch {
+            throw SnapshotError(lines: [error.description])
+        }
+        var builtIns: [String: APIKeyInbound] = [:]
+        for policy in config.policies.values where policy.policyType == "api-key-inbound" {
+            do {
+                builtIns[policy.name] = try APIKeyInbound(name: policy.name, options: policy.options, consumers: config.consumers)
+            } catch {
+                throw SnapshotError(lines: [error.description])
+            }
+        }
+        let inbound: [[InboundStep]] = config.routes.map { route in
+            route.inbound.map { name in
+                if let builtIn = builtIns[name] { return .apiKey(builtIn) }
+                return .lua(name: name, failOpen: config.policies[name]?.failOpen ?? false)
+            }
+        }
+        let outbound: [[OutboundStep]] = config.routes.map { route in
+            route.outbound.map { .lua(name: $0, failOpen: config.policies[$0]?.failOpen ?? false) }
+        }
+        var runtimes: [ObjectIdentifier: PolicyRuntime] = [:]
+        for loop in loops {
+            let result: Result<PolicyRuntime, PolicyLoadError>
+            do {
+                result = try await loop.submit {
+                    Result { () throws(PolicyLoadError) in try PolicyRuntime(config: config, sources: sources, loop: loop, logger: logger) }
+                }.get()
+            } catch {
+                throw SnapshotError(lines: ["cannot create a Lua runtime: the event loop is shutting down"])
+            }
+            switch result {
+            case .success(let runtime): runtimes[ObjectIdentifier(loop)] = runtime
+            case .failure(let error): throw SnapshotError(lines: [error.description])
+            }
+        }
+        return Snapshot(
+            generation: generation, config: config, routes: RouteTable(config.routes), sources: sources,
+            inbound: inbound, outbound: outbound, runtimes: runtimes, logger: logger)
+    }
+
+    private init(
+        generation: Int, config: GatewayConfig, routes: RouteTable, sources: PluginSources,
+        inbound: [[InboundStep]], outbound: [[OutboundStep]], runtimes: [ObjectIdentifier: PolicyRuntime], logger: Logger
+    ) {
+        self.generation = generation
+        self.config = config
+        self.routes = routes
+        self.sources = sources
+        self.inbound = inbound
+        self.outbound = outbound
+        self.runtimes = runtimes
+        self.logger = logger
+        self.loadedAt = Date()
+    }
+
+    /// The runtime bound to `loop` (requests are pinned to their connection's loop).
+    public func runtime(for loop: any EventLoop) -> PolicyRuntime {
+        runtimes[ObjectIdentifier(loop)] ?? runtimes.values.first!
+    }
+
+    public func hasOutboundPolicies(route: Int) -> Bool { !outbound[route].isEmpty }
+}
+
+/// Why a generation could not be loaded: one line per problem, each naming file and place.
+public struct SnapshotError: Error, Sendable, CustomStringConvertible {
+    public let lines: [String]
+    public var description: String { lines.joined(separator: "\n") }
+}

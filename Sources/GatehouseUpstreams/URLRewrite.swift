@@ -1,0 +1,86 @@
+public import GatehouseCore
+public import HTTPTypes
+
+/// What a `rewritePattern` may refer to, gathered for one request.
+public struct RewriteInputs: Sendable {
+    public var custom: [String: String]
+    public var params: [(name: String, value: String)]
+    public var query: String?
+    public var headers: HTTPFields
+    public var environment: ConfigEnvironment
+    public var method: HTTPRequest.Method
+    public var path: String
+
+    public init(custom: [String: String], params: [(name: String, value: String)], query: String?, headers: HTTPFields,
+                environment: ConfigEnvironment, method: HTTPRequest.Method, path: String) {
+        self.custom = custom
+        self.params = params
+        self.query = query
+        self.headers = headers
+        self.environment = environment
+        self.method = method
+        self.path = path
+    }
+}
+
+extension RewritePattern {
+    /// The `context.custom` names the pattern reads (fetched from Lua before rendering).
+    public var customNames: [String] {
+        parts.compactMap { if case .contextCustom(let n) = $0 { n } else { nil } }
+    }
+
+    /// Builds the upstream URL. Values from the operator (`context.custom`, `env`) are inserted
+    /// as they are, since they usually hold base URLs; values from the client (`params`, `query`,
+    /// `headers`) are percent-encoded so they cannot add path segments or query parameters.
+    public func render(_ inputs: RewriteInputs) throws(Problem) -> String {
+        var out = ""
+        var inQuery = false
+        func client(_ value: String) -> String {
+            inQuery ? PathCoding.encodeQueryComponent(value) : PathCoding.encodePathSegment(value)
+        }
+        for part in parts {
+            switch part {
+            case .literal(let text):
+                out += text
+            case .contextCustom(let name):
+                guard let value = inputs.custom[name] else {
+                    throw Self.misconfigured("The rewritePattern needs context.custom.\(name), which no policy set for this request.")
+                }
+                out += value
+            case .env(let name):
+                guard let value = inputs.environment.values[name] else {
+                    throw Self.misconfigured("The rewritePattern needs the environment variable \(name), which is not set.")
+                }
+                out += value
+            case .param(let name):
+                let value = inputs.params.first(where: { $0.name == name })?.value ?? ""
+                out += inQuery ? PathCoding.encodeQueryComponent(value)
+                    : value.split(separator: "/", omittingEmptySubsequences: false).map { PathCoding.encodePathSegment(String($0)) }.joined(separator: "/")
+            case .query(let name):
+                let value = PathCoding.queryItems((inputs.query ?? "")[...]).first(where: { $0.name == name })?.value ?? ""
+                out += client(value)
+            case .header(let name):
+                out += client(HTTPField.Name(name).flatMap { inputs.headers[$0] } ?? "")
+            case .method:
+                out += inputs.method.rawValue
+            case .path:
+                out += inputs.path
+            }
+            if !inQuery, out.contains("?") { inQuery = true }
+        }
+        guard out.hasPrefix("http://") || out.hasPrefix("https://") else {
+            throw Self.misconfigured("The rewritten upstream URL is not an absolute http(s) URL.")
+        }
+        return out
+    }
+
+    private static func misconfigured(_ detail: String) -> Problem {
+        Problem(status: .internalServerError, type: Problem.Kind.configuration, detail: detail)
+    }
+}
+
+/// Appends the client's query string to an upstream URL.
+public func appendingQuery(_ url: String, _ query: String?) -> String {
+    guard let query, !query.isEmpty else { return url }
+    return url + (url.contains("?") ? "&" : "?") + query
+}

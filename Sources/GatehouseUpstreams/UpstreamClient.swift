@@ -1,0 +1,110 @@
+public import AsyncHTTPClient
+public import GatehouseCore
+public import HTTPTypes
+public import Logging
+public import NIOCore
+import NIOHTTP1
+
+/// Forwards requests to upstreams over a pooled keep-alive AsyncHTTPClient, streaming bodies
+/// both ways, and maps failures to problems that name no internal address.
+public final class UpstreamClient: Sendable {
+    public let client: HTTPClient
+    let responseTimeout: TimeAmount
+
+    /// - Parameters:
+    ///   - connectTimeout: to establish a connection to an upstream.
+    ///   - responseTimeout: from sending the request until the response head arrives; while a
+    ///     body streams, the same value bounds the silence between two reads.
+    public init(eventLoopGroup: any EventLoopGroup, connectTimeout: TimeAmount, responseTimeout: TimeAmount) {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow, // a gateway passes redirects through to the client
+            timeout: .init(connect: connectTimeout, read: responseTimeout),
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512),
+            decompression: .disabled)
+        configuration.httpVersion = .http1Only
+        self.client = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
+        self.responseTimeout = responseTimeout
+    }
+
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    /// What to send upstream.
+    public struct Request: Sendable {
+        public var url: String
+        public var method: HTTPRequest.Method
+        public var headers: HTTPFields
+        public var body: MessageBody
+
+        public init(url: String, method: HTTPRequest.Method, headers: HTTPFields, body: MessageBody) {
+            self.url = url
+            self.method = method
+            self.headers = headers
+            self.body = body
+        }
+    }
+
+    /// The upstream's answer; the body is still streaming.
+    public struct Response: Sendable {
+        public var status: HTTPResponse.Status
+        public var headers: HTTPFields
+        public var body: MessageBody
+    }
+
+    /// Sends `request`; hop-by-hop headers are removed both ways.
+    public func send(_ request: Request, logger: Logger) async throws(Problem) -> Response {
+        var outgoing = HTTPClientRequest(url: request.url)
+        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        var fields = request.headers
+        HopByHop.strip(&fields)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count + 2)
+        for field in fields { headers.add(name: field.name.rawName, value: field.value) }
+        switch request.body {
+        case .empty:
+            headers.remove(name: "content-length")
+            if request.method == .post || request.method == .put || request.method == .patch {
+                headers.add(name: "content-length", value: "0")
+            }
+        case .buffered(let buffer):
+            headers.replaceOrAdd(name: "content-length", value: String(buffer.readableBytes))
+            outgoing.body = .bytes(buffer)
+        case .stream(let stream):
+            outgoing.body = .stream(stream.chunks, length: stream.length.map { .known(Int64($0)) } ?? .unknown)
+        }
+        outgoing.headers = headers
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(outgoing, deadline: .now() + responseTimeout, logger: logger)
+        } catch {
+            throw Self.problem(for: error, logger: logger, url: request.url)
+        }
+        var responseFields = HTTPFields()
+        responseFields.reserveCapacity(response.headers.count)
+        for (name, value) in response.headers {
+            if let field = HTTPField.Name(name) { responseFields.append(HTTPField(name: field, value: value)) }
+        }
+        HopByHop.strip(&responseFields)
+        let length = responseFields[.contentLength].flatMap { Int($0) }
+        let body: MessageBody = request.method == .head || response.status == .noContent || response.status == .notModified
+            ? .empty
+            : .stream(StreamedBody(chunks: response.body, length: length))
+        return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: responseFields, body: body)
+    }
+
+    /// 504 for timeouts, 502 for everything else; the upstream URL only goes to the log.
+    static func problem(for error: any Error, logger: Logger, url: String) -> Problem {
+        let timeout: Bool
+        if let clientError = error as? HTTPClientError {
+            timeout = [.connectTimeout, .readTimeout, .deadlineExceeded, .getConnectionFromPoolTimeout].contains(clientError)
+        } else {
+            timeout = "\(error)".lowercased().contains("timeout") || "\(error)".lowercased().contains("timed out")
+        }
+        logger.warning("upstream request failed", metadata: ["upstream": .string(url), "error": .string("\(error)")])
+        if timeout {
+            return Problem(status: .gatewayTimeout, type: Problem.Kind.upstreamTimeout, detail: "The upstream service did not answer in time.")
+        }
+        return Problem(status: .badGateway, type: Problem.Kind.upstreamUnavailable, detail: "The upstream service could not be reached.")
+    }
+}
