@@ -101,18 +101,29 @@ let package = Package(
         .target(
             name: "GatehouseTesting",
             dependencies: [
-                "Gatehouse",
+                "Gatehouse", "GatehousePolicies", "GatehouseCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "GatehouseLuaTests", dependencies: ["GatehouseLua"], swiftSettings: strict),
+        .testTarget(name: "GatehouseLuaTests", dependencies: ["GatehouseLua", "CGatehouseLua"], swiftSettings: strict),
         .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"], swiftSettings: strict),
         .testTarget(
             name: "GatehouseTests",
-            dependencies: ["GatehouseTesting", "Gatehouse", "GatehousePolicies", "GatehouseLua", "GatehouseCore"],
+            dependencies: [
+                "GatehouseTesting", "Gatehouse", "GatehousePolicies", "GatehouseLua", "GatehouseCore", "GatehouseUpstreams",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: strict
         ),
     ]

@@ -17,11 +17,13 @@ public final class GatewayServer: Sendable {
     /// Loads the first generation; nothing is served if it does not validate.
     public static func load(
         configDirectory: String, pluginDirectories: [String],
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        environment: [String: String]? = nil
     ) async throws(SnapshotError) -> GatewayServer {
         let loops = Array(eventLoopGroup.makeIterator())
         let snapshot = try await Snapshot.load(
-            configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops, generation: 1, logger: logger)
+            configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops, generation: 1, logger: logger,
+            environment: environment)
         for warning in snapshot.config.warnings { logger.warning("\(warning)") }
         return GatewayServer(snapshot: snapshot, configDirectory: configDirectory, pluginDirectories: pluginDirectories, eventLoopGroup: eventLoopGroup, logger: logger)
     }

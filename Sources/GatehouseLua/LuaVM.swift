@@ -49,6 +49,14 @@ public final class LuaVM: @unchecked Sendable {
         main.pushHostFunction(register(function))
     }
 
+    /// Pops the top of the main stack into global `name` (raw: no metamethods run).
+    public func setGlobal(_ name: String) {
+        main.pushRef(2) // LUA_RIDX_GLOBALS
+        main.insert(at: -2)
+        main.rawSet(-2, field: name)
+        main.pop()
+    }
+
     // MARK: Loading and calling
 
     /// Compiles text-only source. On success the function is on top of the main stack.

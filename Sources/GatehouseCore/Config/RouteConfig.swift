@@ -11,6 +11,17 @@ public struct RouteConfig: Sendable {
     /// Where the route is declared, for messages.
     public var location: ConfigError
 
+    public init(template: RouteTemplate, method: HTTPRequest.Method, operationId: String?, handler: HandlerConfig,
+                inbound: [String], outbound: [String], location: ConfigError) {
+        self.template = template
+        self.method = method
+        self.operationId = operationId
+        self.handler = handler
+        self.inbound = inbound
+        self.outbound = outbound
+        self.location = location
+    }
+
     /// `GET /v1/{+path}`
     public var label: String { "\(method.rawValue) \(template.text)" }
 }

@@ -26,13 +26,15 @@ public final class Snapshot: Sendable {
     }
 
     /// Loads config and plugins and creates a runtime on every loop; throws every problem found.
+    /// `environment` replaces the process environment for `$env(...)` (tests use it).
     /// Nothing is published by this call: the caller swaps the snapshot in only on success.
     public static func load(
-        configDirectory: String, pluginDirectories: [String], loops: [any EventLoop], generation: Int, logger: Logger
+        configDirectory: String, pluginDirectories: [String], loops: [any EventLoop], generation: Int, logger: Logger,
+        environment: [String: String]? = nil
     ) async throws(SnapshotError) -> Snapshot {
         let config: GatewayConfig
         do {
-            config = try GatewayConfig.load(directory: configDirectory)
+            config = try GatewayConfig.load(directory: configDirectory, processEnvironment: environment)
         } catch {
             throw SnapshotError(lines: error.errors.map(\.description))
         }

@@ -1,0 +1,85 @@
+public import Gatehouse
+import Hummingbird
+public import Logging
+import ServiceLifecycle
+
+/// A gateway serving a config directory on 127.0.0.1 with an ephemeral port, in this process.
+public final class TestGateway: Sendable {
+    public let port: Int
+    public let server: GatewayServer
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    /// Loads `configDirectory` and `pluginDirectories` and starts serving.
+    /// `environment` is what `$env(...)` sees (the process environment is not used).
+    public static func start(
+        configDirectory: String, pluginDirectories: [String], environment: [String: String] = [:], logger: Logger
+    ) async throws -> TestGateway {
+        let server = try await GatewayServer.load(
+            configDirectory: configDirectory, pluginDirectories: pluginDirectories, logger: logger, environment: environment)
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = server.application(host: "127.0.0.1", port: 0) { port in continuation.yield(port) }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestHarnessError("the gateway did not start") }
+        return TestGateway(port: port, server: server, group: group, task: task)
+    }
+
+    private init(port: Int, server: GatewayServer, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.port = port
+        self.server = server
+        self.group = group
+        self.task = task
+    }
+
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Graceful shutdown: in-flight requests complete first.
+    public func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await server.shutdown()
+    }
+}
+
+/// An ``EchoUpstream`` serving on an ephemeral port.
+public final class RunningUpstream: Sendable {
+    public let echo: EchoUpstream
+    public let port: Int
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    public static func start(name: String) async throws -> RunningUpstream {
+        let echo = EchoUpstream(name: name)
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = echo.application(port: 0) { port in continuation.yield(port) }
+        var logger = Logger(label: "echo")
+        logger.logLevel = .error
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestHarnessError("the upstream did not start") }
+        return RunningUpstream(echo: echo, port: port, group: group, task: task)
+    }
+
+    private init(echo: EchoUpstream, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.echo = echo
+        self.port = port
+        self.group = group
+        self.task = task
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+    public var requestCount: Int { echo.requestCount }
+
+    public func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+public struct TestHarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
