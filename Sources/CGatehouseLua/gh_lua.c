@@ -80,20 +80,18 @@ static void gh_count_hook(lua_State *L, lua_Debug *ar) {
     }
   }
   // Sticky: once a budget is hit every later check raises again, so `pcall` in a loop cannot
-  // swallow it.
+  // swallow it. Inside a hook, level 0 is the Lua function that was running: name its line.
+  const char *what = NULL;
   switch (vm->budget_hit) {
-  case GH_BUDGET_INSTRUCTIONS:
-    luaL_error(L, "instruction budget exceeded (%I instructions)", (lua_Integer)vm->instruction_limit);
-    break;
-  case GH_BUDGET_DEADLINE:
-    luaL_error(L, "time budget exceeded");
-    break;
-  case GH_BUDGET_MEMORY:
-    luaL_error(L, "memory budget exceeded");
-    break;
-  default:
-    break;
+  case GH_BUDGET_INSTRUCTIONS: what = "instruction budget exceeded"; break;
+  case GH_BUDGET_DEADLINE: what = "time budget exceeded"; break;
+  case GH_BUDGET_MEMORY: what = "memory budget exceeded"; break;
+  default: return;
   }
+  luaL_where(L, 0);
+  lua_pushstring(L, what);
+  lua_concat(L, 2);
+  lua_error(L);
 }
 
 void gh_vm_arm_budget(gh_vm *vm, uint64_t instructions, uint64_t deadline_ns) {

@@ -98,7 +98,8 @@ public struct GatewayResponder: HTTPResponder {
             let custom = await runtime.customValues(pattern.customNames, state: state)
             let inputs = RewriteInputs(
                 custom: custom, params: state.params, query: state.query, headers: state.headers,
-                environment: snapshot.config.environment, method: state.method, path: state.path)
+                environment: snapshot.config.environment, method: state.method, path: state.path,
+                greedyParameter: state.route.template.greedyParameter)
             let url = try pattern.render(inputs)
             return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
         }

@@ -18,7 +18,18 @@ public enum RawHTTP {
     }
 
     /// Sends `request` (use `\r\n` line ends and `Connection: close`) and parses the answer.
-    public static func send(port: Int, _ request: String, timeoutSeconds: Int = 10) throws -> Response {
+    /// The blocking socket work runs on a thread of its own: blocking a thread of Swift's
+    /// cooperative pool would starve the gateway under test, which runs in the same process.
+    public static func send(port: Int, _ request: String, timeoutSeconds: Int = 10) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try sendBlocking(port: port, request, timeoutSeconds: timeoutSeconds) })
+            }
+            thread.start()
+        }
+    }
+
+    static func sendBlocking(port: Int, _ request: String, timeoutSeconds: Int) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestHarnessError("socket() failed") }
         defer { close(fd) }
@@ -41,12 +52,23 @@ public enum RawHTTP {
         }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
+        while !isComplete(received) {
             let n = read(fd, &buffer, buffer.count)
             if n <= 0 { break }
             received.append(contentsOf: buffer[0..<n])
         }
         return try parse(received)
+    }
+
+    /// Whether a response with a Content-Length has fully arrived (others end at close).
+    static func isComplete(_ bytes: [UInt8]) -> Bool {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let end = text.range(of: "\r\n\r\n") else { return false }
+        let head = text[..<end.lowerBound].lowercased()
+        guard let line = head.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+              let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        else { return false }
+        return text[end.upperBound...].utf8.count >= length
     }
 
     static func parse(_ bytes: [UInt8]) throws -> Response {

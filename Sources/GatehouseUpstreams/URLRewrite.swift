@@ -10,9 +10,12 @@ public struct RewriteInputs: Sendable {
     public var environment: ConfigEnvironment
     public var method: HTTPRequest.Method
     public var path: String
+    /// The route's greedy parameter (`{+path}`), whose `/` stay path separators.
+    public var greedyParameter: String?
 
     public init(custom: [String: String], params: [(name: String, value: String)], query: String?, headers: HTTPFields,
-                environment: ConfigEnvironment, method: HTTPRequest.Method, path: String) {
+                environment: ConfigEnvironment, method: HTTPRequest.Method, path: String, greedyParameter: String?) {
+        self.greedyParameter = greedyParameter
         self.custom = custom
         self.params = params
         self.query = query
@@ -54,8 +57,13 @@ extension RewritePattern {
                 out += value
             case .param(let name):
                 let value = inputs.params.first(where: { $0.name == name })?.value ?? ""
-                out += inQuery ? PathCoding.encodeQueryComponent(value)
-                    : value.split(separator: "/", omittingEmptySubsequences: false).map { PathCoding.encodePathSegment(String($0)) }.joined(separator: "/")
+                if inQuery {
+                    out += PathCoding.encodeQueryComponent(value)
+                } else if name == inputs.greedyParameter {
+                    out += value.split(separator: "/", omittingEmptySubsequences: false).map { PathCoding.encodePathSegment(String($0)) }.joined(separator: "/")
+                } else {
+                    out += PathCoding.encodePathSegment(value)
+                }
             case .query(let name):
                 let value = PathCoding.queryItems((inputs.query ?? "")[...]).first(where: { $0.name == name })?.value ?? ""
                 out += client(value)

@@ -59,6 +59,12 @@ public struct RouteTemplate: Sendable, Equatable, CustomStringConvertible {
         self.segments = segments
     }
 
+    /// The name of the trailing `{+name}` parameter, if any.
+    public var greedyParameter: String? {
+        if case .greedy(let name) = segments.last { return name }
+        return nil
+    }
+
     /// The shape of the template with parameter names erased: two templates with the same shape
     /// match exactly the same paths.
     public var shape: String {

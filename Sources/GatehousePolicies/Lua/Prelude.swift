@@ -244,14 +244,16 @@ end
 -- Public API ------------------------------------------------------------------------------
 local json = { null = host.json_null, encode = host.json_encode, decode = host.json_decode }
 
-local response = {}
+-- Constructors are `Response.*` (class-like, as `new Response()` elsewhere) so they never
+-- clash with an outbound policy's `response` parameter, whose :json()/:text() read the body.
+local Response_lib = {}
 local function header_table(h)
   if h ~= nil and type(h) ~= "table" then error("headers must be a table of name = value", 3) end
   return h
 end
-function response.new(spec)
+function Response_lib.new(spec)
   spec = spec or {}
-  if type(spec) ~= "table" then error("response.new expects a table {status=, headers=, body=}", 2) end
+  if type(spec) ~= "table" then error("Response.new expects a table {status=, headers=, body=}", 2) end
   local body = spec.body
   local rid, index
   if type(body) == "table" then
@@ -261,15 +263,15 @@ function response.new(spec)
   end
   return response_obj(rid, index)
 end
-function response.json(value, status, headers)
+function Response_lib.json(value, status, headers)
   local rid, index = host.response_new(status or 200, header_table(headers), host.json_encode(value), "application/json")
   return response_obj(rid, index)
 end
-function response.text(text, status, headers)
+function Response_lib.text(text, status, headers)
   local rid, index = host.response_new(status or 200, header_table(headers), tostring(text), "text/plain; charset=utf-8")
   return response_obj(rid, index)
 end
-function response.redirect(location, status)
+function Response_lib.redirect(location, status)
   local rid, index = host.response_new(status or 302, { location = location }, nil, nil)
   return response_obj(rid, index)
 end
@@ -300,9 +302,9 @@ local env = setmetatable({}, {
   __metatable = "env",
 })
 
-local gatehouse = { response = response, problems = problems, json = json, env = env }
+local gatehouse = { Response = Response_lib, problems = problems, json = json, env = env }
 
-G.response = response
+G.Response = Response_lib
 G.problems = problems
 G.json = json
 G.env = env

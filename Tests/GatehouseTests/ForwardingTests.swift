@@ -1,0 +1,66 @@
+import Foundation
+import GatehouseTesting
+import Testing
+
+/// Proxy behaviour that needs exact control of the bytes on the wire.
+@Suite struct ForwardingTests {
+    @Test func hopByHopHeadersAreStrippedBothWays() async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, upstreams, _ in
+            let upstreamHeaders = #"{"X-Up-Hop":"secret","Connection":"X-Up-Hop","Keep-Alive":"timeout=3","X-Up-Kept":"y"}"#
+            let request = "GET /hop HTTP/1.1\r\nHost: gw.example\r\nConnection: close, X-Hop-Secret\r\nX-Hop-Secret: 1\r\n"
+                + "Keep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic eDp5\r\nUpgrade: websocket\r\nX-Kept: yes\r\n"
+                + "x-echo-response-headers: \(upstreamHeaders)\r\n\r\n"
+            let port = gateway.port
+            let response = try await RawHTTP.send(port: port, request)
+            #expect(response.status == 200)
+            let received = upstreams["main"]!.echo.lastHeaders
+            for name in ["x-hop-secret", "keep-alive", "te", "proxy-authorization", "upgrade"] {
+                #expect(received[name] == nil, "\(name) must not reach the upstream")
+            }
+            #expect(received["x-kept"] == "yes")
+            #expect(received["x-forwarded-host"] == "gw.example")
+            #expect(response.header("x-up-hop") == nil)
+            #expect(response.header("keep-alive") == nil)
+            #expect(response.header("x-up-kept") == "y")
+        }
+    }
+
+    @Test func upstreamDownIs502ProblemNamingNoAddress() async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, _, logs in
+            let r = try await send(gateway.baseURL + "/down")
+            #expect(r.status == 502)
+            #expect(r.json["type"] as? String == "urn:gatehouse:problem:upstream-unavailable")
+            #expect(!r.body.contains("127.0.0.1"))
+            #expect(logs.all.contains { $0.message == "upstream request failed" })
+            #expect(try await send(gateway.baseURL + "/hop").status == 200)
+        }
+    }
+
+    @Test func slowUpstreamIs504Problem() async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, _, _ in
+            let r = try await send(gateway.baseURL + "/hop", headers: [("x-echo-delay-ms", "3000")])
+            #expect(r.status == 504)
+            #expect(r.json["type"] as? String == "urn:gatehouse:problem:upstream-timeout")
+        }
+    }
+
+    @Test func malformedPathsAre400BeforeRouting() async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, upstreams, _ in
+            let port = gateway.port
+            for path in ["/fwd/%2e%2e/secret", "/fwd/a%00b", "/fwd/%zz"] {
+                let response = try await RawHTTP.send(port: port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                #expect(response.status == 400, "\(path)")
+                #expect(response.header("content-type") == "application/problem+json")
+            }
+            #expect(upstreams["main"]!.requestCount == 0)
+        }
+    }
+}
