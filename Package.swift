@@ -1,10 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// CI sets GATEHOUSE_WERROR=1 so our own targets (never dependencies) fail on any warning.
+let werror: [SwiftSetting] = Context.environment["GATEHOUSE_WERROR"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : []
+
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-]
+] + werror
 
 let package = Package(
     name: "Gatehouse",

@@ -6,7 +6,7 @@ public import NIOCore
 /// One Lua VM with the plugins of one configuration generation loaded, bound to one event loop.
 ///
 /// Every method that touches the VM runs on `loop` (``onLoop(_:)`` hops there when needed), so
-/// the `lua_State` is only ever used by that loop's thread.
+/// the Lua state is only ever used by that loop's thread.
 public final class PolicyRuntime: @unchecked Sendable {
     public let vm: LuaVM
     public let loop: any EventLoop

@@ -1,0 +1,64 @@
+import Foundation
+import GatehouseTesting
+import Testing
+
+/// `gatehouse check` and `gatehouse serve` as a user runs them: the built binary, exit codes, messages.
+@Suite struct CLITests {
+    /// The `gatehouse` executable built next to the test bundle.
+    func binary() throws -> String {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<3 {
+            let candidate = dir.appendingPathComponent("gatehouse").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        let fallback = ConfigFixture.repositoryRoot() + "/.build/debug/gatehouse"
+        return try #require(FileManager.default.isExecutableFile(atPath: fallback) ? fallback : nil, "build the gatehouse product first")
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: ConfigFixture.repositoryRoot())
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func checkAcceptsTheShippedConfig() throws {
+        let result = try run(["check", "--config", "config", "--plugins", "plugins"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("OK: 5 routes"))
+    }
+
+    @Test func checkReportsAPluginSyntaxErrorWithFileAndLineAndFails() throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/a", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["broken"] } }"#)]),
+            "config/policies.json": #"{ "policies": [ { "name": "broken", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/broken)" } } ] }"#,
+            "plugins/broken.lua": "return function(request)\n  if request then\n    return request\nend\n",
+        ])
+        defer { fixture.remove() }
+        let result = try run(["check", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory])
+        #expect(result.status == 1)
+        #expect(result.output.contains("policy 'broken'"))
+        #expect(result.output.contains("plugins/broken.lua:5: 'end' expected"), "\(result.output)")
+        #expect(result.output.contains("policies.json"))
+    }
+
+    @Test func serveRefusesAMissingConfigWithANonZeroExit() throws {
+        let result = try run(["serve", "--config", "/nonexistent/config", "--port", "0"])
+        #expect(result.status == 2)
+        #expect(result.output.contains("/nonexistent/config/routes.oas.json: file not found"))
+    }
+
+    @Test func routesExplainSaysWhichRouteWins() throws {
+        let result = try run(["routes", "--config", "config", "--explain", "GET /v1/customers/42"])
+        #expect(result.status == 0)
+        #expect(result.output.contains("→ GET /v1/{+path}"))
+    }
+}
