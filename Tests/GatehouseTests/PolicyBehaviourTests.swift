@@ -86,6 +86,16 @@ import Testing
         }
     }
 
+    @Test func aBodyOverTheLimitIs413AndNeverReachesTheUpstream() async throws {
+        try await withFixture { gateway, upstream, _ in
+            let payload = "{\"amount\": 1, \"padding\": \"" + String(repeating: "x", count: 200) + "\"}"
+            let r = try await send(gateway.baseURL + "/body", method: .POST, headers: [("content-type", "application/json")], body: payload)
+            #expect(r.status == 413)
+            #expect(r.json["type"] as? String == "urn:gatehouse:problem:payload-too-large")
+            #expect(upstream.requestCount == 0)
+        }
+    }
+
     @Test func luaHandlerStaticHandlerAndRewriteWithEncodedValues() async throws {
         try await withFixture { gateway, upstream, _ in
             let hello = try await send(gateway.baseURL + "/hello/ada")

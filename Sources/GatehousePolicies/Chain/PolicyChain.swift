@@ -59,7 +59,11 @@ extension Snapshot {
 
     /// The Lua handler of a route.
     public func runLuaHandler(route: Int, state: RequestState, runtime: PolicyRuntime) async -> ResponseState {
-        switch await runtime.runHandler(route: route, state: state) {
+        let outcome = await runtime.runHandler(route: route, state: state)
+        if let forced = state.forcedProblem {
+            return .problem(forced, path: state.path, requestId: state.requestId)
+        }
+        switch outcome {
         case .respond(let response): return response
         case .proceed: return failureResponse(PolicyFailure(policy: "handler", message: "the handler returned no response"), state: state)
         case .failed(let failure): return failureResponse(failure, state: state)
