@@ -88,7 +88,7 @@ import Testing
 
     @Test func aBodyOverTheLimitIs413AndNeverReachesTheUpstream() async throws {
         try await withFixture { gateway, upstream, _ in
-            let payload = "{\"amount\": 1, \"padding\": \"" + String(repeating: "x", count: 200) + "\"}"
+            let payload = "{\"amount\": 1, \"padding\": \"" + String(repeating: "x", count: 5000) + "\"}"
             let r = try await send(gateway.baseURL + "/body", method: .POST, headers: [("content-type", "application/json")], body: payload)
             #expect(r.status == 413)
             #expect(r.json["type"] as? String == "urn:gatehouse:problem:payload-too-large")
