@@ -17,12 +17,9 @@ public final class TestGateway: Sendable {
     ) async throws -> TestGateway {
         let server = try await GatewayServer.load(
             configDirectory: configDirectory, pluginDirectories: pluginDirectories, logger: logger, environment: environment)
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = server.application(host: "127.0.0.1", port: 0) { port in continuation.yield(port) }
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let task = Task { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw TestHarnessError("the gateway did not start") }
+        let (port, group, task) = try await runUntilBound(logger: logger) { onRunning in
+            server.application(host: "127.0.0.1", port: 0, onRunning: onRunning)
+        }
         return TestGateway(port: port, server: server, group: group, task: task)
     }
 
@@ -52,14 +49,11 @@ public final class RunningUpstream: Sendable {
 
     public static func start(name: String) async throws -> RunningUpstream {
         let echo = EchoUpstream(name: name)
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = echo.application(port: 0) { port in continuation.yield(port) }
         var logger = Logger(label: "echo")
         logger.logLevel = .error
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let task = Task { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw TestHarnessError("the upstream did not start") }
+        let (port, group, task) = try await runUntilBound(logger: logger) { onRunning in
+            echo.application(port: 0, onRunning: onRunning)
+        }
         return RunningUpstream(echo: echo, port: port, group: group, task: task)
     }
 
@@ -77,6 +71,19 @@ public final class RunningUpstream: Sendable {
         await group.triggerGracefulShutdown()
         try await task.value
     }
+}
+
+/// Runs the application `make` builds in a service group and returns once it listens.
+private func runUntilBound<App: ApplicationProtocol>(
+    logger: Logger, _ make: (@escaping @Sendable (Int) async -> Void) -> App
+) async throws -> (port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    let app = make { port in continuation.yield(port) }
+    let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+    let task = Task { try await group.run() }
+    var iterator = ports.makeAsyncIterator()
+    guard let port = await iterator.next() else { throw TestHarnessError("the server did not start") }
+    return (port, group, task)
 }
 
 public struct TestHarnessError: Error, CustomStringConvertible {

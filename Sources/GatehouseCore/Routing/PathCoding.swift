@@ -56,7 +56,8 @@ public enum PathCoding {
         return text
     }
 
-    private static func hexValue(_ c: UInt8) -> UInt8? {
+    /// The value of one hex digit.
+    static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {
         case 0x30...0x39: c - 0x30
         case 0x41...0x46: c - 0x41 + 10
