@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Gatehouse beside nginx+Lua and HAProxy+Lua, same policy, same machine, one run.
+#
+#   bench/run.sh                      # 2 rounds x 10 s per target, 64 connections
+#   DURATION=20s ROUNDS=3 CONNECTIONS=128 bench/run.sh
+#
+# Installs wrk, nginx with the Lua module and haproxy from Debian when missing, builds a
+# release gatehouse, starts a fast loopback upstream (nginx returning a fixed 200), then for
+# each target runs wrk with the same connections, duration and key mix, alternating targets
+# across rounds. Every target is checked for correct answers before it is timed.
+set -euo pipefail
+BENCH=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$BENCH")
+. "$ROOT/scripts/lib/ensure-packages.sh"
+ensure_packages wrk nginx-light libnginx-mod-http-lua haproxy liblua5.4-dev pkg-config curl python3
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-2}
+THREADS=${THREADS:-2}
+WORKERS=${WORKERS:-$(nproc)}
+KEYS=${KEYS:-1000}
+MEMORY_KEYS=${MEMORY_KEYS:-10000}
+WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "== building gatehouse (release)"
+(cd "$ROOT" && swift build -c release --product gatehouse 2>&1 | tail -1)
+GATEHOUSE="$ROOT/.build/release/gatehouse"
+
+python3 "$BENCH/gen-keys.py" "$KEYS" "$WORK"
+mkdir -p "$WORK/mem" && python3 "$BENCH/gen-keys.py" "$MEMORY_KEYS" "$WORK/mem"
+
+render() { sed -e "s|__WORK__|$WORK|g" -e "s|__BENCH__|$BENCH|g" -e "s|__WORKERS__|$WORKERS|g" "$1" > "$2"; }
+
+echo "== starting upstream, nginx+Lua, HAProxy+Lua, Gatehouse W0/W1/W2"
+render "$BENCH/nginx/upstream.conf" "$WORK/upstream.conf"
+nginx -c "$WORK/upstream.conf" -p "$WORK" -e "$WORK/upstream-error.log" & PIDS+=($!)
+render "$BENCH/nginx/gateway.conf" "$WORK/nginx.conf"
+nginx -c "$WORK/nginx.conf" -p /usr/share/nginx -e "$WORK/nginx-error.log" & PIDS+=($!)
+render "$BENCH/haproxy/haproxy.cfg" "$WORK/haproxy.cfg"
+haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 & PIDS+=($!)
+
+start_gatehouse() { # name port consumers-dir
+  local dir="$WORK/$1"
+  mkdir -p "$dir/config"
+  cp "$BENCH/gatehouse/$1/"*.json "$dir/config/"
+  cp "$3/consumers.json" "$dir/config/"
+  "$GATEHOUSE" serve --config "$dir/config" --plugins "$BENCH/gatehouse/plugins" --port "$2" --log-level error \
+    > "$dir/log" 2>&1 & PIDS+=($!)
+  eval "PID_$1=$!"
+}
+start_gatehouse w0 8090 "$WORK"
+start_gatehouse w1 8091 "$WORK"
+start_gatehouse w2 8092 "$WORK"
+# W1 again, with MEMORY_KEYS consumers, for the memory figures.
+mkdir -p "$WORK/wmem/config" && cp "$BENCH/gatehouse/w1/"*.json "$WORK/wmem/config/" && cp "$WORK/mem/consumers.json" "$WORK/wmem/config/"
+"$GATEHOUSE" serve --config "$WORK/wmem/config" --plugins "$BENCH/gatehouse/plugins" --port 8093 --log-level error \
+  > "$WORK/wmem.log" 2>&1 & PIDS+=($!)
+PID_wmem=$!
+sleep 2
+
+KEY=$(head -1 "$WORK/keys.txt")        # a sandbox key
+LIVE=$(sed -n 2p "$WORK/keys.txt")     # a production key
+check() { # url expected-status expected-body-fragment [curl args...]
+  local url=$1 status=$2 fragment=$3; shift 3
+  local out code
+  out=$(curl -s -o "$WORK/check.body" -w '%{http_code}' "$@" "$url" || true)
+  code=$out
+  if [ "$code" != "$status" ] || ! grep -q -- "$fragment" "$WORK/check.body"; then
+    echo "verification failed: $url → $code $(head -c 300 "$WORK/check.body")" >&2
+    exit 1
+  fi
+}
+echo "== verifying every target answers correctly"
+check http://127.0.0.1:9201/v1/items/1 200 sandbox
+for port in 8081 8083 8091; do
+  check "http://127.0.0.1:$port/v1/items/1" 200 '"sandbox"' -H "Authorization: Bearer $KEY"
+  check "http://127.0.0.1:$port/v1/items/1" 200 '"production"' -H "Authorization: Bearer $LIVE"
+  check "http://127.0.0.1:$port/v1/items/1" 401 'Unauthorized'
+done
+check http://127.0.0.1:8082/v1/items/1 200 sandbox
+check http://127.0.0.1:8090/v1/items/1 200 sandbox
+check http://127.0.0.1:8092/v1/items/1 200 production -X POST -H "Authorization: Bearer $LIVE" -H 'content-type: application/json' -d '{"qty":1}'
+check http://127.0.0.1:8093/v1/items/1 200 production -H "Authorization: Bearer $(sed -n 2p "$WORK/mem/keys.txt")"
+
+rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
+IDLE_RSS=$(rss_kb "$PID_w1")
+
+TARGETS="direct:9201:GET nginx-proxy:8082:GET nginx-lua:8081:GET haproxy-lua:8083:GET gatehouse-w0:8090:GET gatehouse-w1:8091:GET gatehouse-w2:8092:POST"
+: > "$WORK/results.txt"
+for round in $(seq 1 "$ROUNDS"); do
+  for t in $TARGETS; do
+    IFS=: read -r name port method <<< "$t"
+    body=""
+    [ "$method" = POST ] && body='{"sku":"A-1","qty":2}'
+    line=$(BENCH_KEYS="$WORK/keys.txt" BENCH_METHOD="$method" BENCH_BODY="$body" \
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$BENCH/wrk/keys.lua" "http://127.0.0.1:$port" | grep '^BENCH')
+    echo "$name round=$round $line" | tee -a "$WORK/results.txt"
+  done
+done
+
+echo "== memory: W1 with $MEMORY_KEYS consumers under load"
+MEM_IDLE=$(rss_kb "$PID_wmem")
+BENCH_KEYS="$WORK/mem/keys.txt" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$BENCH/wrk/keys.lua" http://127.0.0.1:8093 > /dev/null &
+WRK=$!
+PEAK=0
+while kill -0 $WRK 2>/dev/null; do r=$(rss_kb "$PID_wmem"); [ "$r" -gt "$PEAK" ] && PEAK=$r; sleep 0.5; done
+VM_KB=$(curl -s http://127.0.0.1:8093/__vm | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["kilobytes"]))')
+
+python3 - "$WORK/results.txt" <<PY
+import re, sys, statistics
+rows = {}
+for line in open(sys.argv[1]):
+    name = line.split()[0]
+    m = dict(re.findall(r"(\w+)=([\d.]+)", line))
+    rows.setdefault(name, []).append(m)
+def med(name, key): return statistics.median(float(r[key]) for r in rows[name])
+print()
+print("| target | requests/s | p50 (ms) | p99 (ms) | non-2xx | errors |")
+print("|---|---:|---:|---:|---:|---:|")
+for name in rows:
+    print(f"| {name} | {med(name,'rps'):,.0f} | {med(name,'p50_us')/1000:.2f} | {med(name,'p99_us')/1000:.2f} | {sum(int(r['non2xx']) for r in rows[name])} | {sum(int(r['errors']) for r in rows[name])} |")
+print()
+def ratio(a, b, key): return med(a, key) / med(b, key)
+print("| ratio | throughput | p99 latency |")
+print("|---|---:|---:|")
+for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w2","gatehouse-w1")]:
+    print(f"| {a} / {b} | {ratio(a,b,'rps'):.2f} | {ratio(a,b,'p99_us'):.2f} |")
+print()
+print(f"Gatehouse memory: idle RSS (W1, $KEYS consumers) $((IDLE_RSS/1024)) MB; W1 with $MEMORY_KEYS consumers: idle $((MEM_IDLE/1024)) MB, peak under load $((PEAK/1024)) MB; Lua VM heap {int('$VM_KB')} KB per VM")
+PY
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); wrk -t$THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS rounds; $(date -u +%Y-%m-%d)"
