@@ -14,8 +14,20 @@ public struct GatewayResponder: HTTPResponder {
     let store: SnapshotStore
     let upstream: UpstreamClient
     let logger: Logger
+    let executors: EventLoopExecutors
 
     public func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
+        // Run the whole request on the connection's event loop: its Lua VM lives there and
+        // AsyncHTTPClient then picks the same loop, so no step hops threads.
+        guard let executor = executors.executor(for: context.eventLoop) else {
+            return await handleRequest(request, context: context)
+        }
+        return await withTaskExecutorPreference(executor) {
+            await handleRequest(request, context: context)
+        }
+    }
+
+    private func handleRequest(_ request: Request, context: GatewayRequestContext) async -> Response {
         let snapshot = store.current
         let settings = snapshot.config.settings
         let idHeader = HTTPField.Name(settings.requestIdHeader) ?? HTTPField.Name("x-request-id")!

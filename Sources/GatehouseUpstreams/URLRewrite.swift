@@ -74,7 +74,8 @@ extension RewritePattern {
             case .path:
                 out += inputs.path
             }
-            if !inQuery, out.contains("?") { inQuery = true }
+            // A byte scan: String.contains(String) goes through Foundation (measured in bench/).
+            if !inQuery, out.utf8.contains(UInt8(ascii: "?")) { inQuery = true }
         }
         guard out.hasPrefix("http://") || out.hasPrefix("https://") else {
             throw Self.misconfigured("The rewritten upstream URL is not an absolute http(s) URL.")
@@ -90,5 +91,5 @@ extension RewritePattern {
 /// Appends the client's query string to an upstream URL.
 public func appendingQuery(_ url: String, _ query: String?) -> String {
     guard let query, !query.isEmpty else { return url }
-    return url + (url.contains("?") ? "&" : "?") + query
+    return url + (url.utf8.contains(UInt8(ascii: "?")) ? "&" : "?") + query
 }

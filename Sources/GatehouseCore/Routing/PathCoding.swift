@@ -120,7 +120,7 @@ public enum PathCoding {
     }
 
     private static func decodeQuery(_ s: Substring) -> String {
-        let plusFixed = s.contains("+") ? Substring(s.replacingOccurrences(of: "+", with: " ")) : s
+        let plusFixed = s.utf8.contains(UInt8(ascii: "+")) ? Substring(s.replacingOccurrences(of: "+", with: " ")) : s
         return (try? decode(plusFixed.utf8[...])) ?? String(s)
     }
 }
