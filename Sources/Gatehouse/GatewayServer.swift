@@ -13,6 +13,8 @@ public final class GatewayServer: Sendable {
     let upstream: UpstreamClient
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
+    /// What `$env(...)` sees on reloads too (nil: the process environment).
+    let environment: [String: String]?
 
     /// Loads the first generation; nothing is served if it does not validate.
     public static func load(
@@ -25,10 +27,16 @@ public final class GatewayServer: Sendable {
             configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops, generation: 1, logger: logger,
             environment: environment)
         for warning in snapshot.config.warnings { logger.warning("\(warning)") }
-        return GatewayServer(snapshot: snapshot, configDirectory: configDirectory, pluginDirectories: pluginDirectories, eventLoopGroup: eventLoopGroup, logger: logger)
+        return GatewayServer(
+            snapshot: snapshot, configDirectory: configDirectory, pluginDirectories: pluginDirectories,
+            eventLoopGroup: eventLoopGroup, logger: logger, environment: environment)
     }
 
-    private init(snapshot: Snapshot, configDirectory: String, pluginDirectories: [String], eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    private init(
+        snapshot: Snapshot, configDirectory: String, pluginDirectories: [String], eventLoopGroup: any EventLoopGroup,
+        logger: Logger, environment: [String: String]?
+    ) {
+        self.environment = environment
         self.store = SnapshotStore(snapshot)
         self.configDirectory = configDirectory
         self.pluginDirectories = pluginDirectories

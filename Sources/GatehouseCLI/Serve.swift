@@ -21,6 +21,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("admin-port"), help: "Serve the admin endpoint (status, plugins, reload) on this port; off by default.")
+    var adminPort: Int?
+
+    @Option(name: .customLong("admin-host"), help: "The admin endpoint's address. Keep it on loopback unless GATEHOUSE_ADMIN_TOKEN is set.")
+    var adminHost: String = "127.0.0.1"
+
+    @Flag(name: .customLong("no-watch"), help: "Do not reload on file changes (SIGHUP and the admin endpoint still reload).")
+    var noWatch = false
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -47,6 +56,19 @@ struct Serve: AsyncParsableCommand {
         services.append(.init(service: server.application(host: host, port: port) { bound in
             logger.notice("gatehouse listening on http://\(host):\(bound)")
         }))
+        let reloader = Reloader(server: server)
+        services.append(.init(service: ReloadService(
+            reloader: reloader, directories: [source.config] + source.pluginDirectories, watch: !noWatch, logger: logger)))
+        if let adminPort {
+            let token = ProcessInfo.processInfo.environment["GATEHOUSE_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            if token == nil && adminHost != "127.0.0.1" && adminHost != "::1" && adminHost != "localhost" {
+                logger.warning("the admin endpoint listens on \(adminHost) without GATEHOUSE_ADMIN_TOKEN: anyone who reaches it can reload")
+            }
+            let adminHost = self.adminHost
+            services.append(.init(service: AdminServer.application(
+                reloader: reloader, store: server.store, host: adminHost, port: adminPort, token: token, logger: logger
+            ) { bound in logger.notice("admin endpoint on http://\(adminHost):\(bound)") }))
+        }
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
         try await group.run()

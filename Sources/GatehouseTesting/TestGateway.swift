@@ -7,25 +7,50 @@ import ServiceLifecycle
 public final class TestGateway: Sendable {
     public let port: Int
     public let server: GatewayServer
+    public let reloader: Reloader
+    /// The admin endpoint's port when started with `admin: true`.
+    public let adminPort: Int?
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
     /// Loads `configDirectory` and `pluginDirectories` and starts serving.
     /// `environment` is what `$env(...)` sees (the process environment is not used).
+    /// `watch` reloads on file changes; `admin` also serves the admin endpoint (with `adminToken`).
     public static func start(
-        configDirectory: String, pluginDirectories: [String], environment: [String: String] = [:], logger: Logger
+        configDirectory: String, pluginDirectories: [String], environment: [String: String] = [:], logger: Logger,
+        watch: Bool = false, admin: Bool = false, adminToken: String? = nil
     ) async throws -> TestGateway {
         let server = try await GatewayServer.load(
             configDirectory: configDirectory, pluginDirectories: pluginDirectories, logger: logger, environment: environment)
-        let (port, group, task) = try await runUntilBound(logger: logger) { onRunning in
+        let reloader = Reloader(server: server)
+        let (adminPorts, adminContinuation) = AsyncStream.makeStream(of: Int.self)
+        let (port, group, task) = try await runUntilBound(logger: logger, extra: { () -> [any Service] in
+            var extra: [any Service] = []
+            if watch {
+                extra.append(ReloadService(reloader: reloader, directories: [configDirectory] + pluginDirectories, logger: logger))
+            }
+            if admin {
+                extra.append(AdminServer.application(
+                    reloader: reloader, store: server.store, host: "127.0.0.1", port: 0, token: adminToken, logger: logger
+                ) { port in adminContinuation.yield(port) })
+            }
+            return extra
+        }()) { onRunning in
             server.application(host: "127.0.0.1", port: 0, onRunning: onRunning)
         }
-        return TestGateway(port: port, server: server, group: group, task: task)
+        var adminPort: Int?
+        if admin {
+            var iterator = adminPorts.makeAsyncIterator()
+            adminPort = await iterator.next()
+        }
+        return TestGateway(port: port, server: server, reloader: reloader, adminPort: adminPort, group: group, task: task)
     }
 
-    private init(port: Int, server: GatewayServer, group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(port: Int, server: GatewayServer, reloader: Reloader, adminPort: Int?, group: ServiceGroup, task: Task<Void, any Error>) {
         self.port = port
         self.server = server
+        self.reloader = reloader
+        self.adminPort = adminPort
         self.group = group
         self.task = task
     }
@@ -75,11 +100,11 @@ public final class RunningUpstream: Sendable {
 
 /// Runs the application `make` builds in a service group and returns once it listens.
 private func runUntilBound<App: ApplicationProtocol>(
-    logger: Logger, _ make: (@escaping @Sendable (Int) async -> Void) -> App
+    logger: Logger, extra: [any Service] = [], _ make: (@escaping @Sendable (Int) async -> Void) -> App
 ) async throws -> (port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let app = make { port in continuation.yield(port) }
-    let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+    let group = ServiceGroup(configuration: .init(services: [app] + extra, logger: logger))
     let task = Task { try await group.run() }
     var iterator = ports.makeAsyncIterator()
     guard let port = await iterator.next() else { throw TestHarnessError("the server did not start") }

@@ -37,6 +37,8 @@ public final class PolicyRuntime: @unchecked Sendable {
     }
     private var policies: [String: Compiled] = [:]
     private var handlers: [Int: Compiled] = [:]
+    /// `name` and `version` declared by each loaded module (module name → values).
+    public private(set) var moduleInfo: [String: (name: String?, version: String?)] = [:]
 
     /// Creates the VM on the calling thread (call it on `loop`), installs the policy API and
     /// loads every Lua policy and handler of `config`.
@@ -113,12 +115,21 @@ public final class PolicyRuntime: @unchecked Sendable {
             guard let module = policy.module else { continue }
             let export = policy.export ?? "default"
             let direction = policy.policyType == "custom-code-inbound" ? "inbound" : "outbound"
-            let ref = try loadFunction(module: module, export: export, fallback: direction, owner: "policy '\(policy.name)'", location: policy.location)
-            policies[policy.name] = Compiled(functionRef: ref, optionsRef: optionsRef(policy.options))
+            let owner = "policy '\(policy.name)'"
+            let (ref, schema) = try loadFunction(module: module, export: export, fallback: direction, owner: owner, location: policy.location)
+            var options = policy.options
+            if let schema {
+                switch OptionsSchema.apply(schema, to: options) {
+                case .success(let effective): options = effective
+                case .failure(let problems):
+                    throw PolicyLoadError(message: "\(owner): " + problems.lines.joined(separator: "; "), config: policy.location)
+                }
+            }
+            policies[policy.name] = Compiled(functionRef: ref, optionsRef: optionsRef(options))
         }
         for (index, route) in config.routes.enumerated() {
             guard case .lua(let module, let export, let options) = route.handler else { continue }
-            let ref = try loadFunction(module: module, export: export, fallback: "handler", owner: "the handler of \(route.label)", location: route.location)
+            let (ref, _) = try loadFunction(module: module, export: export, fallback: "handler", owner: "the handler of \(route.label)", location: route.location)
             handlers[index] = Compiled(functionRef: ref, optionsRef: optionsRef(options))
         }
     }
@@ -134,7 +145,8 @@ public final class PolicyRuntime: @unchecked Sendable {
 
     /// Requires `module` and picks `export` from it: the module's function itself for
     /// "default", else a field of the table it returned (`fallback` is tried for "default").
-    private func loadFunction(module: ModuleReference, export: String, fallback: String, owner: String, location: ConfigError) throws(PolicyLoadError) -> Int32 {
+    /// Also returns the module's `options` schema, if it declares one.
+    private func loadFunction(module: ModuleReference, export: String, fallback: String, owner: String, location: ConfigError) throws(PolicyLoadError) -> (Int32, JSONValue?) {
         let L = vm.main
         guard let file = sources.resolve(module.name) else {
             throw PolicyLoadError(message: "\(owner): module \(module) not found in \(sources.directories.joined(separator: ", "))", config: location)
@@ -149,11 +161,28 @@ public final class PolicyRuntime: @unchecked Sendable {
         defer { L.pop() }
         switch L.type(at: -1) {
         case .function where export == "default":
+            moduleInfo[module.name] = (nil, nil)
             L.pushValue(at: -1)
-            return L.ref()
+            return (L.ref(), nil)
         case .table:
+            func field(_ name: String) -> String? {
+                L.rawGet(-1, field: name)
+                defer { L.pop() }
+                return L.toString(at: -1)
+            }
+            moduleInfo[module.name] = (field("name"), field("version"))
+            var schema: JSONValue?
+            if L.rawGet(-1, field: "options") == .table {
+                switch L.readJSON(at: -1) {
+                case .success(let value): schema = value
+                case .failure(let error):
+                    L.pop()
+                    throw PolicyLoadError(message: "\(owner): the options schema of \(file.chunkName) is not valid: \(error)", config: location)
+                }
+            }
+            L.pop()
             for name in export == "default" ? ["default", fallback] : [export] {
-                if L.rawGet(-1, field: name) == .function { return L.ref() }
+                if L.rawGet(-1, field: name) == .function { return (L.ref(), schema) }
                 L.pop()
             }
             throw PolicyLoadError(message: "\(owner): \(file.chunkName) has no function '\(export == "default" ? "default" : export)'\(export == "default" ? " or '\(fallback)'" : "") in the table it returns", config: location)

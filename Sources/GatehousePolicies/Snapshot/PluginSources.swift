@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// The text of every Lua file under the plugin directories, read once per generation so that
@@ -7,7 +8,10 @@ public struct PluginSources: Sendable {
         /// How errors name the file: `plugins/auth.lua`.
         public let chunkName: String
         public let path: String
+        public let directory: String
         public let source: String
+        /// Hex SHA-256 of the file, to tell deployments' copies apart.
+        public let sha256: String
     }
 
     /// Relative path without `.lua` (`auth`, `lib/util`, `routing/init`) → file.
@@ -32,7 +36,8 @@ public struct PluginSources: Sendable {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                     throw PluginSourceError(path: path, message: "cannot read the file as UTF-8 text")
                 }
-                files[name] = File(chunkName: base + "/" + relative, path: path, source: text)
+                let digest = SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+                files[name] = File(chunkName: base + "/" + relative, path: path, directory: directory, source: text, sha256: digest)
             }
         }
     }

@@ -11,6 +11,8 @@ public final class Snapshot: Sendable {
     public let routes: RouteTable
     public let sources: PluginSources
     public let loadedAt: Date
+    /// Every plugin file of this generation, with what its module declares.
+    public let plugins: [PluginInfo]
     let inbound: [[InboundStep]]
     let outbound: [[OutboundStep]]
     private let runtimes: [ObjectIdentifier: PolicyRuntime]
@@ -94,6 +96,10 @@ public final class Snapshot: Sendable {
         self.runtimes = runtimes
         self.logger = logger
         self.loadedAt = Date()
+        let info = runtimes.values.first?.moduleInfo ?? [:]
+        self.plugins = sources.files.sorted(by: { $0.key < $1.key }).map { name, file in
+            PluginInfo(file: file.chunkName, directory: file.directory, name: info[name]?.name ?? nil, version: info[name]?.version ?? nil, sha256: file.sha256)
+        }
     }
 
     /// The runtime bound to `loop` (requests are pinned to their connection's loop).

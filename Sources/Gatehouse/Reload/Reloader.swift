@@ -1,0 +1,74 @@
+public import Foundation
+public import GatehousePolicies
+import Logging
+import NIOCore
+
+/// Loads new generations and publishes them, one reload at a time.
+///
+/// A generation is published only after everything in it loaded and validated (config,
+/// every plugin compiled and its module body run on every VM); otherwise the current one keeps
+/// serving and the error is kept for the status endpoint until a good generation replaces it.
+public actor Reloader {
+    let store: SnapshotStore
+    let configDirectory: String
+    let pluginDirectories: [String]
+    let loops: [any EventLoop]
+    let logger: Logger
+    let environment: [String: String]?
+    public private(set) var status: ReloadStatus
+
+    public init(server: GatewayServer) {
+        self.store = server.store
+        self.configDirectory = server.configDirectory
+        self.pluginDirectories = server.pluginDirectories
+        self.loops = Array(server.eventLoopGroup.makeIterator())
+        self.logger = server.logger
+        self.environment = server.environment
+        let current = server.store.current
+        self.status = ReloadStatus(generation: current.generation, loadedAt: current.loadedAt, reloads: 0, lastError: nil)
+    }
+
+    /// Builds a new generation and publishes it if it is valid. Returns the generation serving
+    /// afterwards, or the error that kept the previous one in place.
+    @discardableResult
+    public func reload(reason: String) async -> Result<Int, SnapshotError> {
+        let next = store.current.generation + 1
+        let started = ContinuousClock.now
+        do {
+            let snapshot = try await Snapshot.load(
+                configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops,
+                generation: next, logger: logger, environment: environment)
+            store.publish(snapshot)
+            status = ReloadStatus(generation: next, loadedAt: snapshot.loadedAt, reloads: status.reloads + 1, lastError: nil)
+            logger.info("reloaded configuration", metadata: [
+                "generation": .stringConvertible(next), "reason": .string(reason),
+                "duration": .string("\(ContinuousClock.now - started)"),
+            ])
+            for warning in snapshot.config.warnings { logger.warning("\(warning)") }
+            return .success(next)
+        } catch {
+            status.lastError = ReloadStatus.Failure(at: Date(), reason: reason, lines: error.lines)
+            logger.error("reload failed; generation \(status.generation) keeps serving", metadata: [
+                "reason": .string(reason), "errors": .string(error.description),
+            ])
+            return .failure(error)
+        }
+    }
+}
+
+/// What the admin status endpoint reports.
+public struct ReloadStatus: Sendable, Codable {
+    public struct Failure: Sendable, Codable {
+        public let at: Date
+        public let reason: String
+        /// One line per problem, each naming file and line.
+        public let lines: [String]
+    }
+
+    public var generation: Int
+    public var loadedAt: Date
+    /// Successful reloads since start.
+    public var reloads: Int
+    /// The last failed reload, until a later one succeeds.
+    public var lastError: Failure?
+}

@@ -1,0 +1,226 @@
+import Foundation
+import Gatehouse
+import GatehouseTesting
+import Testing
+
+/// Hot reload: live edits, bad edits, in-flight requests, shared modules, memory.
+@Suite struct ReloadTests {
+    static func project(version: Int) throws -> ConfigFixture {
+        let forward = #"{ "type": "url-forward", "options": { "baseUrl": "$env(UPSTREAM_MAIN)" } }"#
+        return try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([
+                ("GET", "/version", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["versioned"] } }"#),
+                ("GET", "/slow", #"{ "handler": "# + forward + #", "policies": { "inbound": ["tag"], "outbound": ["tag-out"] } }"#),
+                ("GET", "/greet", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["greeter"] } }"#),
+            ]),
+            "config/policies.json": #"{ "policies": ["#
+                + #"{ "name": "versioned", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/versioned)" } },"#
+                + #"{ "name": "tag", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/tag)" } },"#
+                + #"{ "name": "tag-out", "policyType": "custom-code-outbound", "handler": { "module": "$import(./plugins/tag)" } },"#
+                + #"{ "name": "greeter", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/greeter)" } }"#
+                + "] }",
+            "plugins/versioned.lua": versioned(version),
+            "plugins/tag.lua": tag(version),
+            "plugins/greeter.lua": "local greeting = require 'greeting'\nreturn function() return Response.json({ text = greeting.text }) end\n",
+            "plugins/lib/greeting.lua": "return { text = 'hello' }\n",
+        ])
+    }
+
+    static func versioned(_ v: Int) -> String { "return function() return Response.json({ version = \(v) }) end\n" }
+    static func tag(_ v: Int) -> String {
+        """
+        local VERSION = "\(v)"
+        return {
+          inbound = function(request, context) context.custom.seen = VERSION return request end,
+          outbound = function(response, request, context)
+            response.headers:set("x-version", context.custom.seen .. ":" .. VERSION)
+            return response
+          end,
+        }
+        """
+    }
+
+    func version(_ gateway: TestGateway) async throws -> Int? {
+        let r = try await send(gateway.baseURL + "/version")
+        return r.status == 200 ? r.json["version"] as? Int : nil
+    }
+
+    @Test func aLiveEditSwitchesWithinASecondWithZeroFailedRequests() async throws {
+        let fixture = try Self.project(version: 1)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM_MAIN": "http://127.0.0.1:1"], logger: LogCapture().logger(), watch: true)
+        var failures = 0
+        var seen: [Int] = []
+        var editedAt: ContinuousClock.Instant?
+        var switchedAfter: Duration?
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .seconds(4) {
+            if editedAt == nil, ContinuousClock.now - start > .milliseconds(500) {
+                try fixture.write("plugins/versioned.lua", Self.versioned(2))
+                editedAt = .now
+            }
+            guard let v = try await version(gateway) else { failures += 1; continue }
+            seen.append(v)
+            if v == 2, switchedAfter == nil, let editedAt { switchedAfter = ContinuousClock.now - editedAt }
+        }
+        #expect(failures == 0)
+        #expect(seen.first == 1)
+        #expect(seen.last == 2)
+        let after = try #require(switchedAfter)
+        #expect(after < .seconds(1), "switched after \(after)")
+        #expect(!seen.drop(while: { $0 == 1 }).contains(1), "never back to the old generation")
+        try await gateway.stop()
+    }
+
+    @Test func aBrokenEditKeepsTheOldGenerationAndTheStatusSaysWhereUntilFixed() async throws {
+        let fixture = try Self.project(version: 1)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM_MAIN": "http://127.0.0.1:1"], logger: LogCapture().logger(), watch: true, admin: true)
+        let admin = "http://127.0.0.1:\(try #require(gateway.adminPort))"
+        try fixture.write("plugins/versioned.lua", "return function()\n  return Response.json({ version = 2 }\nend\n")
+        var status: [String: Any] = [:]
+        for _ in 0..<40 {
+            try await Task.sleep(for: .milliseconds(50))
+            status = try await send(admin + "/status").json
+            if status["lastError"] != nil { break }
+        }
+        let lastError = try #require(status["lastError"] as? [String: Any])
+        let lines = (lastError["lines"] as? [String] ?? []).joined(separator: "\n")
+        #expect(lines.contains("plugins/versioned.lua:3: ')' expected"), "\(lines)")
+        #expect(status["generation"] as? Int == 1)
+        #expect(try await version(gateway) == 1, "the old generation keeps serving")
+
+        try fixture.write("plugins/versioned.lua", Self.versioned(3))
+        var now: Int?
+        for _ in 0..<40 {
+            try await Task.sleep(for: .milliseconds(50))
+            now = try await version(gateway)
+            if now == 3 { break }
+        }
+        #expect(now == 3)
+        status = try await send(admin + "/status").json
+        #expect(status["lastError"] == nil || status["lastError"] is NSNull)
+        #expect((status["generation"] as? Int ?? 0) >= 2)
+        try await gateway.stop()
+    }
+
+    @Test func everyKindOfBadEditIsRefusedWithFileAndPlace() async throws {
+        let fixture = try Self.project(version: 1)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM_MAIN": "http://127.0.0.1:1"], logger: LogCapture().logger())
+        let original = try String(contentsOfFile: fixture.configDirectory + "/policies.json", encoding: .utf8)
+        let cases: [(file: String, text: String, expect: String)] = [
+            ("plugins/versioned.lua", "return function(\n", "plugins/versioned.lua:2:"),
+            ("plugins/versioned.lua", "local x = nil\nreturn x.y\n", "plugins/versioned.lua:2:"),
+            ("plugins/versioned.lua", "return 42\n", "must return a function or a table"),
+            ("config/policies.json", "{ \"policies\": [ ", "policies.json:2: not valid JSON"),
+            ("config/policies.json", original.replacingOccurrences(of: "./plugins/greeter", with: "./plugins/missing"), "not found"),
+        ]
+        for c in cases {
+            try fixture.write(c.file, c.text)
+            guard case .failure(let error) = await gateway.reloader.reload(reason: "test") else {
+                Issue.record("\(c.file) should not load")
+                continue
+            }
+            #expect(error.description.contains(c.expect), "\(error.description)")
+            #expect(try await version(gateway) == 1)
+            try fixture.write("plugins/versioned.lua", Self.versioned(1))
+            try fixture.write("config/policies.json", original)
+        }
+        #expect(await gateway.reloader.status.generation == 1)
+        try await gateway.stop()
+    }
+
+    @Test func aRequestInFlightDuringAReloadFinishesOnItsOldPolicies() async throws {
+        let fixture = try Self.project(version: 1)
+        defer { fixture.remove() }
+        let upstream = try await RunningUpstream.start(name: "main")
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM_MAIN": upstream.url], logger: LogCapture().logger())
+        let slow = Task { try await send(gateway.baseURL + "/slow", headers: [("x-echo-delay-ms", "700")]) }
+        while upstream.requestCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        try fixture.write("plugins/tag.lua", Self.tag(2))
+        guard case .success = await gateway.reloader.reload(reason: "test") else { Issue.record("reload failed"); return }
+        let fresh = try await send(gateway.baseURL + "/slow")
+        #expect(fresh.headers.first(name: "x-version") == "2:2")
+        let old = try await slow.value
+        #expect(old.status == 200)
+        #expect(old.headers.first(name: "x-version") == "1:1", "inbound and outbound of the old generation")
+        try await gateway.stop()
+        try await upstream.stop()
+    }
+
+    @Test func editingASharedLibraryModuleReloadsThePoliciesThatRequireIt() async throws {
+        let fixture = try Self.project(version: 1)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM_MAIN": "http://127.0.0.1:1"], logger: LogCapture().logger(), watch: true)
+        #expect(try await send(gateway.baseURL + "/greet").json["text"] as? String == "hello")
+        try fixture.write("plugins/lib/greeting.lua", "return { text = 'bonjour' }\n")
+        var text: String?
+        for _ in 0..<40 {
+            try await Task.sleep(for: .milliseconds(50))
+            text = try await send(gateway.baseURL + "/greet").json["text"] as? String
+            if text == "bonjour" { break }
+        }
+        #expect(text == "bonjour")
+        try await gateway.stop()
+    }
+
+    /// Resident memory after 1,000 reloads stays within a stated bound (docs/architecture.md).
+    @Test func aThousandReloadsDoNotGrowResidentMemory() async throws {
+        let fixture = try Self.project(version: 1)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM_MAIN": "http://127.0.0.1:1"], logger: LogCapture().logger())
+        for _ in 0..<100 { _ = await gateway.reloader.reload(reason: "warm-up") }
+        let before = residentBytes()
+        for _ in 0..<1_000 { _ = await gateway.reloader.reload(reason: "soak") }
+        _ = try await version(gateway)
+        let growth = residentBytes() - before
+        print("1,000 reloads: resident memory \(before >> 20) MiB before, growth \(growth >> 10) KiB")
+        #expect(await gateway.reloader.status.generation == 1_101)
+        #expect(growth < 24 << 20, "resident memory grew by \(growth >> 20) MiB over 1,000 reloads")
+        try await gateway.stop()
+    }
+
+    @Test func adminEndpointListsPluginsReloadsAndRequiresItsToken() async throws {
+        let fixture = try Self.project(version: 1)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM_MAIN": "http://127.0.0.1:1"], logger: LogCapture().logger(), admin: true, adminToken: "s3cret")
+        let admin = "http://127.0.0.1:\(try #require(gateway.adminPort))"
+        #expect(try await send(admin + "/status").status == 401)
+        #expect(try await send(admin + "/status", headers: [("Authorization", "Bearer wrong")]).status == 401)
+        let auth = [("Authorization", "Bearer s3cret")]
+        try fixture.write("plugins/versioned.lua", Self.versioned(5))
+        let reload = try await send(admin + "/reload", method: .POST, headers: auth)
+        #expect(reload.status == 200)
+        #expect(reload.json["generation"] as? Int == 2)
+        #expect(try await version(gateway) == 5)
+        let plugins = try JSONSerialization.jsonObject(with: Data(try await send(admin + "/plugins", headers: auth).body.utf8)) as? [[String: Any]] ?? []
+        #expect(plugins.contains { $0["file"] as? String == "plugins/lib/greeting.lua" && ($0["sha256"] as? String)?.count == 64 })
+        try fixture.write("plugins/versioned.lua", "return function(")
+        let refused = try await send(admin + "/reload", method: .POST, headers: auth)
+        #expect(refused.status == 422)
+        #expect((refused.json["errors"] as? [String])?.first?.contains("plugins/versioned.lua:1:") == true)
+        try await gateway.stop()
+    }
+}
+
+/// The process's resident set size, from /proc.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let pages = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
