@@ -12,7 +12,7 @@ public struct GatewayResponder: HTTPResponder {
     public typealias Context = GatewayRequestContext
 
     let store: SnapshotStore
-    let upstream: UpstreamClient
+    let pipeline: RequestPipeline
     let logger: Logger
     let executors: EventLoopExecutors
 
@@ -69,68 +69,10 @@ public struct GatewayResponder: HTTPResponder {
                 body: body, scheme: "http", authority: request.head.authority, clientAddress: context.clientAddress,
                 params: params, route: route)
             let runtime = snapshot.runtime(for: context.eventLoop)
-            let result = await handle(state, route: index, snapshot: snapshot, runtime: runtime)
+            let result = await pipeline.handle(state, route: index, snapshot: snapshot, runtime: runtime)
             await runtime.finish(state)
             return Self.response(result, requestId: requestId, idHeader: idHeader)
         }
-    }
-
-    /// Policies and handler for a matched request.
-    private func handle(_ state: RequestState, route index: Int, snapshot: Snapshot, runtime: PolicyRuntime) async -> ResponseState {
-        if case .respond(let response) = await snapshot.runInbound(route: index, state: state, runtime: runtime) {
-            return response
-        }
-        var response: ResponseState
-        do {
-            response = try await runHandler(state, route: index, snapshot: snapshot, runtime: runtime)
-        } catch {
-            if error.status == .internalServerError {
-                logger.error("handler failed: \(error.detail ?? error.title)", metadata: ["request-id": .string(state.requestId), "route": .string(state.route.label)])
-            }
-            return .problem(error, path: state.path, requestId: state.requestId)
-        }
-        if snapshot.hasOutboundPolicies(route: index) {
-            response = await snapshot.runOutbound(route: index, response: response, state: state, runtime: runtime)
-        }
-        return response
-    }
-
-    private func runHandler(_ state: RequestState, route index: Int, snapshot: Snapshot, runtime: PolicyRuntime) async throws(Problem) -> ResponseState {
-        switch state.route.handler {
-        case .staticResponse(let status, let headers, let body):
-            var fields = HTTPFields()
-            for (name, value) in headers { if let n = HTTPField.Name(name) { fields.append(HTTPField(name: n, value: value)) } }
-            return ResponseState(status: HTTPResponse.Status(code: status), headers: fields, body: .text(body))
-        case .lua:
-            return await snapshot.runLuaHandler(route: index, state: state, runtime: runtime)
-        case .urlForward(let baseUrl, let forwardSearch, let preserveHost):
-            let url = baseUrl + state.path
-            return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
-        case .urlRewrite(let pattern, let forwardSearch, let preserveHost):
-            let custom = await runtime.customValues(pattern.customNames, state: state)
-            let inputs = RewriteInputs(
-                custom: custom, params: state.params, query: state.query, headers: state.headers,
-                environment: snapshot.config.environment, method: state.method, path: state.path,
-                greedyParameter: state.route.template.greedyParameter)
-            let url = try pattern.render(inputs)
-            return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
-        }
-    }
-
-    /// Sends the (possibly policy-modified) request upstream with proxy headers added.
-    private func forward(_ state: RequestState, to url: String, preserveHost: Bool) async throws(Problem) -> ResponseState {
-        var headers = state.headers
-        if let client = state.clientAddress {
-            let prior = headers[values: .xForwardedFor].joined(separator: ", ")
-            headers[.xForwardedFor] = prior.isEmpty ? client : prior + ", " + client
-        }
-        headers[.xForwardedProto] = state.scheme
-        if let authority = state.authority {
-            headers[.xForwardedHost] = authority
-            if preserveHost && headers[.host] == nil { headers[.host] = authority }
-        }
-        let answer = try await upstream.send(.init(url: url, method: state.method, headers: headers, body: state.body), logger: logger)
-        return ResponseState(status: answer.status, headers: answer.headers, body: answer.body)
     }
 
     /// Converts the final response for Hummingbird, stamping the request id.

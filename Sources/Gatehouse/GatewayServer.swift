@@ -51,7 +51,9 @@ public final class GatewayServer: Sendable {
 
     /// The HTTP server as a `Service`. `onRunning` receives the bound port (useful with port 0).
     public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let responder = GatewayResponder(store: store, upstream: upstream, logger: logger, executors: EventLoopExecutors(group: eventLoopGroup))
+        let responder = GatewayResponder(
+            store: store, pipeline: RequestPipeline(upstream: upstream, logger: logger), logger: logger,
+            executors: EventLoopExecutors(group: eventLoopGroup))
         return Application(
             responder: responder,
             server: .http1(configuration: .init(idleTimeout: .seconds(75))),

@@ -104,3 +104,7 @@ extension JSONValue {
         return Array((try? encoder.encode(self)) ?? Data("null".utf8))
     }
 }
+
+extension JSONValue: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+}

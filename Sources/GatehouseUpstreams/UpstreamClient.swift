@@ -5,9 +5,14 @@ public import Logging
 public import NIOCore
 import NIOHTTP1
 
+/// Something that sends a request upstream: the real client, or a stub in `gatehouse test`.
+public protocol UpstreamForwarding: Sendable {
+    func send(_ request: UpstreamClient.Request, logger: Logger) async throws(Problem) -> UpstreamClient.Response
+}
+
 /// Forwards requests to upstreams over a pooled keep-alive AsyncHTTPClient, streaming bodies
 /// both ways, and maps failures to problems that name no internal address.
-public final class UpstreamClient: Sendable {
+public final class UpstreamClient: UpstreamForwarding {
     public let client: HTTPClient
     let responseTimeout: TimeAmount
 
@@ -50,6 +55,12 @@ public final class UpstreamClient: Sendable {
         public var status: HTTPResponse.Status
         public var headers: HTTPFields
         public var body: MessageBody
+
+        public init(status: HTTPResponse.Status, headers: HTTPFields, body: MessageBody) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
     }
 
     /// Sends `request`; hop-by-hop headers are removed both ways.

@@ -56,6 +56,42 @@ import Testing
         #expect(result.output.contains("/nonexistent/config/routes.oas.json: file not found"))
     }
 
+    @Test func policyTestsOfTheShippedPluginsPass() throws {
+        let result = try run(["test"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("6 passed, 0 failed"))
+        let example = try run(["test", "--config", "examples/environment-routing/config",
+                               "--plugins", "examples/environment-routing/plugins", "--plugin-path", "plugins"])
+        #expect(example.status == 0, "\(example.output)")
+        #expect(example.output.contains("3 passed, 0 failed"))
+    }
+
+    @Test func aFailingPolicyTestSaysWhereAndExitsNonZero() throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/a", #"{ "handler": { "type": "static", "options": { "body": "hi" } }, "policies": { "inbound": ["p"] } }"#)]),
+            "config/policies.json": #"{ "policies": [ { "name": "p", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/p)" } } ] }"#,
+            "plugins/p.lua": "return function(request) request.headers:set('x-p', 'yes') return request end\n",
+            "plugins/p_test.lua": """
+                local t = require "gatehouse.test"
+                return {
+                  { name = "sets x-p", policy = "p", check = function(r) t.equal(r.request.headers["x-p"], "yes") end },
+                  { name = "route answers hi", route = "GET /a", check = function(r) t.equal(r.response.body, "hi") end },
+                  { name = "a wrong expectation", policy = "p",
+                    check = function(r)
+                      t.equal(r.request.headers["x-p"], "no")
+                    end },
+                }
+                """,
+        ])
+        defer { fixture.remove() }
+        let result = try run(["test", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory])
+        #expect(result.status == 1)
+        #expect(result.output.contains("✔ plugins/p_test.lua: sets x-p"))
+        #expect(result.output.contains("✔ plugins/p_test.lua: route answers hi"))
+        #expect(result.output.contains("plugins/p_test.lua:7: expected \"no\", got \"yes\""), "\(result.output)")
+        #expect(result.output.contains("2 passed, 1 failed"))
+    }
+
     @Test func routesExplainSaysWhichRouteWins() throws {
         let result = try run(["routes", "--config", "config", "--explain", "GET /v1/customers/42"])
         #expect(result.status == 0)

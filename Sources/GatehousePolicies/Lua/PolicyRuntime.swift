@@ -23,12 +23,12 @@ public final class PolicyRuntime: @unchecked Sendable {
     var currentCoroutine: LuaState?
 
     // Registry references to the prelude's internals.
-    private var objectsRef: Int32 = 0
+    var objectsRef: Int32 = 0
     private var liveRef: Int32 = 0
     private var runInboundRef: Int32 = 0
     private var runOutboundRef: Int32 = 0
     private var runHandlerRef: Int32 = 0
-    private var requireRef: Int32 = 0
+    var requireRef: Int32 = 0
 
     /// A Lua function ready to be invoked, with its options table.
     struct Compiled {
