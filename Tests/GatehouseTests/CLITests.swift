@@ -92,6 +92,50 @@ import Testing
         #expect(result.output.contains("2 passed, 1 failed"))
     }
 
+    @Test func pluginsListShowsNameVersionAndHash() throws {
+        let result = try run(["plugins", "list"])
+        #expect(result.status == 0)
+        #expect(result.output.contains("plugins/environment-routing.lua\tenvironment-routing\t1.0.0\tplugins\t"), "\(result.output)")
+    }
+
+    /// A real `gatehouse serve` process: with --no-watch an edit waits for SIGHUP.
+    @Test func sighupReloadsARunningGateway() async throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/v", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["v"] } }"#)]),
+            "config/policies.json": #"{ "policies": [ { "name": "v", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/v)" } } ] }"#,
+            "plugins/v.lua": "return function() return Response.text('one') end\n",
+        ])
+        defer { fixture.remove() }
+        let port = 20_000 + Int.random(in: 0..<20_000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = ["serve", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory, "--port", "\(port)", "--no-watch"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate() }
+        let url = "http://127.0.0.1:\(port)/v"
+        var body = ""
+        for _ in 0..<100 {
+            if let reply = try? await send(url) { body = reply.body; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(body == "one")
+        try fixture.write("plugins/v.lua", "return function() return Response.text('two') end\n")
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await send(url).body == "one", "no watch: the edit waits for a signal")
+        kill(process.processIdentifier, SIGHUP)
+        for _ in 0..<40 {
+            body = try await send(url).body
+            if body == "two" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(body == "two")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "SIGTERM is a clean exit")
+    }
+
     @Test func routesExplainSaysWhichRouteWins() throws {
         let result = try run(["routes", "--config", "config", "--explain", "GET /v1/customers/42"])
         #expect(result.status == 0)
