@@ -1,4 +1,5 @@
 public import GatehousePolicies
+import GatehouseCore
 import GatehouseUpstreams
 public import Hummingbird
 public import Logging
@@ -15,6 +16,8 @@ public final class GatewayServer: Sendable {
     let logger: Logger
     /// What `$env(...)` sees on reloads too (nil: the process environment).
     let environment: [String: String]?
+    /// Caches, loaders and the fetch client: one set per server, kept across reloads.
+    let services: RuntimeServices
 
     /// Loads the first generation; nothing is served if it does not validate.
     public static func load(
@@ -23,18 +26,31 @@ public final class GatewayServer: Sendable {
         environment: [String: String]? = nil
     ) async throws(SnapshotError) -> GatewayServer {
         let loops = Array(eventLoopGroup.makeIterator())
-        let snapshot = try await Snapshot.load(
-            configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops, generation: 1, logger: logger,
-            environment: environment)
+        // Timeouts come from the configuration: read it first (errors surface in the full load below).
+        let settings = (try? GatewayConfig.load(directory: configDirectory, processEnvironment: environment).settings) ?? GatewaySettings()
+        let upstream = UpstreamClient(
+            eventLoopGroup: eventLoopGroup,
+            connectTimeout: .milliseconds(Int64(settings.connectTimeoutMilliseconds)),
+            responseTimeout: .milliseconds(Int64(settings.upstreamTimeoutMilliseconds)))
+        let services = RuntimeServices(fetcher: UpstreamFetcher(client: upstream.client))
+        let snapshot: Snapshot
+        do {
+            snapshot = try await Snapshot.load(
+                configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops, generation: 1, logger: logger,
+                environment: environment, services: services)
+        } catch {
+            try? await upstream.shutdown()
+            throw error
+        }
         for warning in snapshot.config.warnings { logger.warning("\(warning)") }
         return GatewayServer(
             snapshot: snapshot, configDirectory: configDirectory, pluginDirectories: pluginDirectories,
-            eventLoopGroup: eventLoopGroup, logger: logger, environment: environment)
+            eventLoopGroup: eventLoopGroup, logger: logger, environment: environment, upstream: upstream, services: services)
     }
 
     private init(
         snapshot: Snapshot, configDirectory: String, pluginDirectories: [String], eventLoopGroup: any EventLoopGroup,
-        logger: Logger, environment: [String: String]?
+        logger: Logger, environment: [String: String]?, upstream: UpstreamClient, services: RuntimeServices
     ) {
         self.environment = environment
         self.store = SnapshotStore(snapshot)
@@ -42,11 +58,8 @@ public final class GatewayServer: Sendable {
         self.pluginDirectories = pluginDirectories
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
-        let settings = snapshot.config.settings
-        self.upstream = UpstreamClient(
-            eventLoopGroup: eventLoopGroup,
-            connectTimeout: .milliseconds(Int64(settings.connectTimeoutMilliseconds)),
-            responseTimeout: .milliseconds(Int64(settings.upstreamTimeoutMilliseconds)))
+        self.upstream = upstream
+        self.services = services
     }
 
     /// The HTTP server as a `Service`. `onRunning` receives the bound port (useful with port 0).

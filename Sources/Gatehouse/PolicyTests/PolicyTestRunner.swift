@@ -39,9 +39,12 @@ public enum PolicyTestRunner {
     ) async throws(SnapshotError) -> [CaseResult] {
         let testDirectories = testDirectories ?? Array(pluginDirectories.prefix(1))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
+        // Policies that call http.fetch in a test reach real services (routes' upstreams are stubbed).
+        let client = UpstreamClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, connectTimeout: .seconds(5), responseTimeout: .seconds(30))
+        defer { Task { try? await client.shutdown() } }
         let snapshot = try await Snapshot.load(
             configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: [loop], generation: 1,
-            logger: logger, environment: environment)
+            logger: logger, environment: environment, services: RuntimeServices(fetcher: UpstreamFetcher(client: client.client)))
         let runtime = snapshot.runtime(for: loop)
         var results: [CaseResult] = []
         let modules = snapshot.sources.files.filter { $0.key.hasSuffix("_test") && testDirectories.contains($0.value.directory) }
@@ -120,7 +123,7 @@ public enum PolicyTestRunner {
                 outcome = await runtime.runInbound(policy: name, state: state)
             }
             switch outcome {
-            case .proceed: result["outcome"] = "continue"
+            case .proceed, .value: result["outcome"] = "continue"
             case .respond(let response):
                 result["outcome"] = "respond"
                 result["response"] = describe(response)

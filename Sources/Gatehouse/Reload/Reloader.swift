@@ -15,6 +15,7 @@ public actor Reloader {
     let loops: [any EventLoop]
     let logger: Logger
     let environment: [String: String]?
+    let services: RuntimeServices
     public private(set) var status: ReloadStatus
 
     public init(server: GatewayServer) {
@@ -24,6 +25,7 @@ public actor Reloader {
         self.loops = Array(server.eventLoopGroup.makeIterator())
         self.logger = server.logger
         self.environment = server.environment
+        self.services = server.services
         let current = server.store.current
         self.status = ReloadStatus(generation: current.generation, loadedAt: current.loadedAt, reloads: 0, lastError: nil)
     }
@@ -37,7 +39,7 @@ public actor Reloader {
         do {
             let snapshot = try await Snapshot.load(
                 configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops,
-                generation: next, logger: logger, environment: environment)
+                generation: next, logger: logger, environment: environment, services: services)
             store.publish(snapshot)
             status = ReloadStatus(generation: next, loadedAt: snapshot.loadedAt, reloads: status.reloads + 1, lastError: nil)
             logger.info("reloaded configuration", metadata: [

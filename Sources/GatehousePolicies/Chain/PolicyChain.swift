@@ -25,7 +25,7 @@ extension Snapshot {
                     return .respond(.problem(forced, path: state.path, requestId: state.requestId))
                 }
                 switch outcome {
-                case .proceed: continue
+                case .proceed, .value: continue
                 case .respond(let response): return .respond(response)
                 case .failed(let failure):
                     if failOpen {
@@ -45,7 +45,7 @@ extension Snapshot {
         for case .lua(let name, let failOpen) in outbound[route] {
             switch await runtime.runOutbound(policy: name, response: current, state: state) {
             case .respond(let next): current = next
-            case .proceed: continue
+            case .proceed, .value: continue
             case .failed(let failure):
                 if failOpen {
                     logFailure(failure, state: state, failOpen: true)
@@ -65,7 +65,7 @@ extension Snapshot {
         }
         switch outcome {
         case .respond(let response): return response
-        case .proceed: return failureResponse(PolicyFailure(policy: "handler", message: "the handler returned no response"), state: state)
+        case .proceed, .value: return failureResponse(PolicyFailure(policy: "handler", message: "the handler returned no response"), state: state)
         case .failed(let failure): return failureResponse(failure, state: state)
         }
     }

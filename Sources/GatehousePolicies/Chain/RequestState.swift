@@ -95,6 +95,24 @@ public final class ResponseState: @unchecked Sendable {
 enum PendingOperation {
     /// Read a request (index 0) or response (index k) body into memory.
     case readBody(index: Int)
+    case fetch(FetchRequest)
+    case fetchAll([FetchRequest])
+    /// Wait for a loader's in-flight load.
+    case awaitLoad(LoaderRegistry.Load)
+}
+
+extension RequestState {
+    /// A request-less state for work a policy starts outside any client request (a background
+    /// load): it gives `http.fetch` and responses somewhere to live.
+    static func background(label: String) -> RequestState {
+        RequestState(
+            requestId: RequestID.next(), method: .get, path: "/", query: nil, headers: [:], body: .empty,
+            scheme: "http", authority: nil, clientAddress: nil, params: [],
+            route: RouteConfig(
+                template: try! RouteTemplate("/"), method: .get, operationId: nil,
+                handler: .staticResponse(status: 200, headers: [], body: ""), inbound: [], outbound: [],
+                location: ConfigError(file: label, message: "")))
+    }
 }
 
 extension ResponseState {

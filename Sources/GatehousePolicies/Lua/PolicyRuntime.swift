@@ -14,6 +14,10 @@ public final class PolicyRuntime: @unchecked Sendable {
     let environment: ConfigEnvironment
     let logger: Logger
     let maxBufferedBodyBytes: Int
+    /// Caches, loaders and the HTTP client behind `cache`, `loader` and `http`.
+    public let services: RuntimeServices
+    /// Load functions of the loaders this VM's modules created, by loader name.
+    var loaderFunctions: [String: Int32] = [:]
 
     /// Requests that Lua has seen and that have not ended, by Lua handle.
     var requests: [Int64: RequestState] = [:]
@@ -28,6 +32,7 @@ public final class PolicyRuntime: @unchecked Sendable {
     private var runInboundRef: Int32 = 0
     private var runOutboundRef: Int32 = 0
     private var runHandlerRef: Int32 = 0
+    private var runLoaderRef: Int32 = 0
     var requireRef: Int32 = 0
 
     /// A Lua function ready to be invoked, with its options table.
@@ -42,7 +47,8 @@ public final class PolicyRuntime: @unchecked Sendable {
 
     /// Creates the VM on the calling thread (call it on `loop`), installs the policy API and
     /// loads every Lua policy and handler of `config`.
-    public init(config: GatewayConfig, sources: PluginSources, loop: any EventLoop, logger: Logger) throws(PolicyLoadError) {
+    public init(config: GatewayConfig, sources: PluginSources, loop: any EventLoop, logger: Logger, services: RuntimeServices) throws(PolicyLoadError) {
+        self.services = services
         do {
             vm = try LuaVM(memoryLimit: config.settings.luaMemoryLimitBytes)
         } catch {
@@ -90,6 +96,7 @@ public final class PolicyRuntime: @unchecked Sendable {
         runInboundRef = take("run_inbound")
         runOutboundRef = take("run_outbound")
         runHandlerRef = take("run_handler")
+        runLoaderRef = take("run_loader")
         L.pop()
         // `require` is a global the prelude defined.
         requireRef = globalRef("require")
@@ -108,6 +115,7 @@ public final class PolicyRuntime: @unchecked Sendable {
     /// All host functions, one file per Lua namespace (see `*API.swift`).
     private func hostAPI() -> [(String, HostFunction)] {
         requestAPI() + headersAPI() + responseAPI() + contextAPI() + jsonAPI() + envAPI() + moduleAPI()
+            + httpAPI() + cacheAPI() + loaderAPI()
     }
 
     private func loadPolicies(_ config: GatewayConfig) throws(PolicyLoadError) {
@@ -238,6 +246,8 @@ public final class PolicyRuntime: @unchecked Sendable {
         case proceed
         /// Answer with this response (an index into `state.responses`).
         case respond(ResponseState)
+        /// A loader's load function returned this value.
+        case value(JSONValue)
         case failed(PolicyFailure)
     }
 
@@ -246,6 +256,7 @@ public final class PolicyRuntime: @unchecked Sendable {
         case inbound(policy: String)
         case outbound(policy: String, response: Int)
         case handler(route: Int)
+        case loader(name: String, key: String)
     }
 
     private enum Step: @unchecked Sendable {
@@ -300,6 +311,18 @@ public final class PolicyRuntime: @unchecked Sendable {
             compiled = c
             name = "handler"
             driver = runHandlerRef
+        case .loader(let loaderName, let key):
+            guard let ref = loaderFunctions[loaderName] else {
+                return .done(.failed(PolicyFailure(policy: "loader \(loaderName)", message: "loader '\(loaderName)' is not defined on this VM")))
+            }
+            let co = vm.acquireCoroutine()
+            co.state.ensureStack(4)
+            co.state.pushRef(runLoaderRef)
+            co.state.pushRef(ref)
+            co.state.push(rid)
+            co.state.push(key)
+            state.currentPolicy = "loader \(loaderName)"
+            return resume(co, arguments: 3, entry: entry, state: state)
         }
         let co = vm.acquireCoroutine()
         let L = co.state
@@ -324,7 +347,7 @@ public final class PolicyRuntime: @unchecked Sendable {
 
     private func continueRun(_ co: LuaCoroutine, entry: Entry, state: RequestState, results: PendingResult) -> Step {
         let L = co.state
-        L.ensureStack(2)
+        L.ensureStack(4)
         let count: Int32
         switch results {
         case .text(let text):
@@ -334,6 +357,30 @@ public final class PolicyRuntime: @unchecked Sendable {
             L.pushNil()
             L.push(message)
             count = 2
+        case .json(let value):
+            L.push(json: value)
+            count = 1
+        case .response(let index):
+            L.push(state.rid)
+            L.push(index)
+            count = 2
+        case .responses(let outcomes):
+            L.newTable(arrayCapacity: Int32(outcomes.count))
+            for (i, outcome) in outcomes.enumerated() {
+                L.newTable(recordCapacity: 2)
+                switch outcome {
+                case .success(let index):
+                    L.push(state.rid)
+                    L.rawSet(-2, field: "rid")
+                    L.push(index)
+                    L.rawSet(-2, field: "index")
+                case .failure(let failure):
+                    L.push(failure.message)
+                    L.rawSet(-2, field: "error")
+                }
+                L.rawSet(-2, index: Int64(i + 1))
+            }
+            count = 1
         }
         return resume(co, arguments: count, entry: entry, state: state)
     }
@@ -361,6 +408,15 @@ public final class PolicyRuntime: @unchecked Sendable {
             let base = L.top - count + 1
             let code = count >= 1 ? L.toInteger(at: base) ?? -1 : -1
             let returned = count >= 2 ? L.toString(at: base + 1) ?? "nil" : "nil"
+            if case .loader = entry {
+                let value = count >= 2 ? L.readJSON(at: base + 1) : .success(.null)
+                vm.releaseCoroutine(co)
+                if code == -2 { return .done(.failed(PolicyFailure(policy: policy, message: returned))) }
+                switch value {
+                case .success(let json): return .done(.value(json))
+                case .failure(let error): return .done(.failed(PolicyFailure(policy: policy, message: "the load function returned a value that is not JSON-compatible: \(error)")))
+                }
+            }
             vm.releaseCoroutine(co)
             if code == 0 { return .done(.proceed) }
             if code > 0, Int(code) <= state.responses.count { return .done(.respond(state.responses[Int(code) - 1])) }
@@ -369,6 +425,7 @@ public final class PolicyRuntime: @unchecked Sendable {
             case .inbound: expected = "an inbound policy must return the request (to continue) or a response (to answer now)"
             case .outbound: expected = "an outbound policy must return a response"
             case .handler: expected = "a handler must return a response"
+            case .loader: expected = "a load function must return a value"
             }
             return .done(.failed(PolicyFailure(policy: policy, message: "'\(policy)' returned \(returned == "nil" ? "nothing" : "a \(returned)"); \(expected)")))
         }
@@ -379,10 +436,31 @@ public final class PolicyRuntime: @unchecked Sendable {
     enum PendingResult: Sendable {
         case text(String)
         case failure(String)
+        case json(JSONValue)
+        /// A response added to the request (pushed as rid, index).
+        case response(Int)
+        case responses([Result<Int, FetchFailure>])
     }
 
     private func perform(_ operation: PendingOperation, state: RequestState) async -> PendingResult {
         switch operation {
+        case .fetch(let request):
+            return await fetch(request, state: state)
+        case .fetchAll(let requests):
+            let outcomes = await withTaskGroup(of: (Int, Result<ResponseState, FetchFailure>).self) { group in
+                for (i, request) in requests.enumerated() {
+                    group.addTask { (i, await self.fetchResponse(request)) }
+                }
+                var collected = [Result<ResponseState, FetchFailure>](repeating: .failure(FetchFailure("not run")), count: requests.count)
+                for await (i, result) in group { collected[i] = result }
+                return collected
+            }
+            return .responses(outcomes.map { $0.map { state.addResponse($0) } })
+        case .awaitLoad(let load):
+            switch await load.value {
+            case .success(let value): return .json(value)
+            case .failure(let failure): return .failure(failure.message)
+            }
         case .readBody(let index):
             let body = index == 0 ? state.body : state.responses[index - 1].body
             switch body {
@@ -405,6 +483,52 @@ public final class PolicyRuntime: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    private func fetchResponse(_ request: FetchRequest) async -> Result<ResponseState, FetchFailure> {
+        guard let fetcher = services.fetcher else { return .failure(FetchFailure("http.fetch is not available in this process")) }
+        return await fetcher.fetch(request, maxBodyBytes: max(maxBufferedBodyBytes, 8 << 20))
+    }
+
+    private func fetch(_ request: FetchRequest, state: RequestState) async -> PendingResult {
+        switch await fetchResponse(request) {
+        case .success(let response): return .response(state.addResponse(response))
+        case .failure(let failure): return .failure(failure.message)
+        }
+    }
+
+    // MARK: Background loads
+
+    /// Runs loader `name`'s Lua load function for `key` on this VM, bounded by its timeout.
+    func runLoad(_ name: String, key: String) async -> Result<JSONValue, FetchFailure> {
+        let timeout = services.loaders.options(name)?.timeout ?? .seconds(10)
+        let state = RequestState.background(label: "loader \(name)")
+        let outcome = await withTaskGroup(of: Result<JSONValue, FetchFailure>?.self) { group in
+            group.addTask {
+                switch await self.run(.loader(name: name, key: key), state: state) {
+                case .value(let value): return .success(value)
+                case .failed(let failure): return .failure(FetchFailure(failure.message))
+                default: return .failure(FetchFailure("the load function returned nothing"))
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            // The load itself is not interrupted (Lua code runs to completion on its VM); a late
+            // value is discarded.
+            return first ?? .failure(FetchFailure("the load did not finish within \(timeout)"))
+        }
+        await finish(state)
+        if case .failure(let failure) = outcome {
+            logger.warning("loader failed; the last good value (if any) keeps being served", metadata: [
+                "loader": .string(name), "key": .string(key), "error": .string(failure.message),
+            ])
+        }
+        services.loaders.finish(name, key, outcome)
+        return outcome
     }
 
     // MARK: Reading Lua state for handlers

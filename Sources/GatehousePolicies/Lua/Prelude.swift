@@ -241,6 +241,14 @@ local function run_handler(fn, rid, options)
   return result_code(rid, fn(o.request, o.context, options), false)
 end
 
+-- A background loader's load function: value, or nil + error.
+local function run_loader(fn, rid, key)
+  open(rid)
+  local value, err = fn(key)
+  if value == nil then return -2, tostring(err or "the load function returned nil") end
+  return 0, value
+end
+
 -- Public API ------------------------------------------------------------------------------
 local json = { null = host.json_null, encode = host.json_encode, decode = host.json_decode }
 
@@ -302,9 +310,65 @@ local env = setmetatable({}, {
   __metatable = "env",
 })
 
-local gatehouse = { Response = Response_lib, problems = problems, json = json, env = env }
+-- http: non-blocking calls (the coroutine waits; the event loop does not).
+local http = {}
+local function fetch_options(opts, level)
+  if opts ~= nil and type(opts) ~= "table" then error("fetch options must be a table {method=, headers=, body=, timeout=}", level + 1) end
+  return opts
+end
+function http.fetch(url, opts)
+  if type(url) ~= "string" then error("http.fetch expects a URL string", 2) end
+  local rid, index = host.http_fetch(url, fetch_options(opts, 2))
+  if rid == nil then return nil, index end
+  return response_obj(rid, index)
+end
+function http.all(calls, opts)
+  if type(calls) ~= "table" then error("http.all expects a list of {url, options}", 2) end
+  local raw = host.http_all(calls, fetch_options(opts, 2))
+  local results = {}
+  for i = 1, #calls do
+    local r = raw[i]
+    if r.rid ~= nil then results[i] = { response = response_obj(r.rid, r.index) }
+    else results[i] = { error = r.error } end
+  end
+  return results
+end
+
+-- cache: named zones shared by every VM of the process.
+local Zone = {}
+Zone.__index = Zone
+Zone.__metatable = "zone"
+function Zone:get(key) return host.cache_get(self.name, key) end
+function Zone:put(key, value, ttl) host.cache_put(self.name, key, value, ttl) end
+function Zone:delete(key) host.cache_delete(self.name, key) end
+local cache = {}
+function cache.zone(name, opts)
+  if type(name) ~= "string" then error("cache.zone expects a zone name", 2) end
+  host.cache_zone(name, opts)
+  return setmetatable({ name = name }, Zone)
+end
+
+-- loader: cached values refreshed in the background, one load per key per process.
+local Loader = {}
+Loader.__index = Loader
+Loader.__metatable = "loader"
+function Loader:get(key)
+  if type(key) ~= "string" then error("loader:get expects a string key", 2) end
+  return host.loader_get(self.name, key)
+end
+local loader = {}
+function loader.new(name, fn, opts)
+  if type(name) ~= "string" or type(fn) ~= "function" then error("loader.new expects (name, function(key) ... end, {ttl=, timeout=})", 2) end
+  host.loader_register(name, fn, opts)
+  return setmetatable({ name = name }, Loader)
+end
+
+local gatehouse = { Response = Response_lib, problems = problems, json = json, env = env, http = http, cache = cache, loader = loader }
 
 G.Response = Response_lib
+G.http = http
+G.cache = cache
+G.loader = loader
 G.problems = problems
 G.json = json
 G.env = env
@@ -386,6 +450,7 @@ return {
   run_inbound = run_inbound,
   run_outbound = run_outbound,
   run_handler = run_handler,
+  run_loader = run_loader,
   make_env = make_env,
 }
 """#

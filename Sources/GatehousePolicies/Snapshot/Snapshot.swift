@@ -32,7 +32,7 @@ public final class Snapshot: Sendable {
     /// Nothing is published by this call: the caller swaps the snapshot in only on success.
     public static func load(
         configDirectory: String, pluginDirectories: [String], loops: [any EventLoop], generation: Int, logger: Logger,
-        environment: [String: String]? = nil
+        environment: [String: String]? = nil, services: RuntimeServices = RuntimeServices(fetcher: nil)
     ) async throws(SnapshotError) -> Snapshot {
         let config: GatewayConfig
         do {
@@ -68,7 +68,7 @@ public final class Snapshot: Sendable {
             let result: Result<PolicyRuntime, PolicyLoadError>
             do {
                 result = try await loop.submit {
-                    Result { () throws(PolicyLoadError) in try PolicyRuntime(config: config, sources: sources, loop: loop, logger: logger) }
+                    Result { () throws(PolicyLoadError) in try PolicyRuntime(config: config, sources: sources, loop: loop, logger: logger, services: services) }
                 }.get()
             } catch {
                 throw SnapshotError(lines: ["cannot create a Lua runtime: the event loop is shutting down"])

@@ -1,0 +1,53 @@
+import GatehouseCore
+public import HTTPTypes
+import NIOConcurrencyHelpers
+
+/// Process-wide services behind the Lua `cache`, `loader` and `http` modules. Created once per
+/// server and kept across reloads, so caches and loaded values survive a reload.
+public final class RuntimeServices: Sendable {
+    public let fetcher: (any HTTPFetching)?
+    private let zones = NIOLockedValueBox<[String: ZoneCache]>([:])
+    let loaders = LoaderRegistry()
+
+    public init(fetcher: (any HTTPFetching)?) {
+        self.fetcher = fetcher
+    }
+
+    /// The zone named `name`, created with these bounds on first use.
+    public func zone(_ name: String, maxEntries: Int = 10_000, maxBytes: Int = 16 << 20) -> ZoneCache {
+        zones.withLockedValue { zones in
+            if let zone = zones[name] { return zone }
+            let zone = ZoneCache(name: name, maxEntries: maxEntries, maxBytes: maxBytes)
+            zones[name] = zone
+            return zone
+        }
+    }
+}
+
+/// An outgoing HTTP call made by a policy (`http.fetch`).
+public struct FetchRequest: Sendable {
+    public var url: String
+    public var method: HTTPRequest.Method
+    public var headers: HTTPFields
+    public var body: String?
+    public var timeout: Duration
+
+    public init(url: String, method: HTTPRequest.Method, headers: HTTPFields, body: String?, timeout: Duration) {
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+    }
+}
+
+/// Performs `http.fetch`: the whole response, body read, or a message saying what failed.
+public protocol HTTPFetching: Sendable {
+    func fetch(_ request: FetchRequest, maxBodyBytes: Int) async -> Result<ResponseState, FetchFailure>
+}
+
+/// Why a fetch failed, in words a policy can log (no internals beyond the URL it asked for).
+public struct FetchFailure: Error, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+}
