@@ -7,12 +7,20 @@ import NIOCore
 /// A small upstream that answers every request with a JSON description of it. The demo starts
 /// two (sandbox and production); tests use it as a real upstream that counts its calls.
 ///
+/// The answer carries `count`, the number of requests this upstream has received so far.
 /// Test hooks, by request header: `x-echo-status: 503` sets the status, `x-echo-delay-ms: 200`
-/// delays the answer, `x-echo-response-headers: {"Name":"value"}` adds response headers.
+/// delays the answer, `x-echo-response-headers: {"Name":"value"}` adds response headers;
+/// ``force(status:)`` and ``force(delayMilliseconds:)`` do the same for every request.
 public final class EchoUpstream: Sendable {
     public let name: String
     private let count = NIOLockedValueBox(0)
     private let lastRequest = NIOLockedValueBox<[String: String]>([:])
+    private let forced = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int?)>((nil, nil))
+
+    /// Answer every request with this status (nil: 200 or the request's x-echo-status).
+    public func force(status: Int?) { forced.withLockedValue { $0.status = status } }
+    /// Delay every answer (nil: none, or the request's x-echo-delay-ms).
+    public func force(delayMilliseconds: Int?) { forced.withLockedValue { $0.delayMilliseconds = delayMilliseconds } }
 
     public init(name: String) { self.name = name }
 
@@ -40,13 +48,15 @@ public final class EchoUpstream: Sendable {
             headers[key] = headers[key].map { $0 + ", " + field.value } ?? field.value
         }
         if let host = request.head.authority { headers["host"] = host }
-        count.withLockedValue { $0 += 1 }
+        let number = count.withLockedValue { $0 += 1; return $0 }
         lastRequest.withLockedValue { $0 = headers }
-        if let delay = headers["x-echo-delay-ms"].flatMap(Int.init) {
+        let forced = self.forced.withLockedValue { $0 }
+        if let delay = forced.delayMilliseconds ?? headers["x-echo-delay-ms"].flatMap(Int.init) {
             try await Task.sleep(for: .milliseconds(delay))
         }
         let description: [String: Any] = [
             "upstream": name,
+            "count": number,
             "method": request.method.rawValue,
             "path": request.head.path ?? "/",
             "headers": headers,
@@ -61,7 +71,7 @@ public final class EchoUpstream: Sendable {
                 if let field = HTTPField.Name(name) { responseHeaders.append(HTTPField(name: field, value: value)) }
             }
         }
-        let status = headers["x-echo-status"].flatMap(Int.init) ?? 200
+        let status = forced.status ?? headers["x-echo-status"].flatMap(Int.init) ?? 200
         return Response(status: .init(code: status), headers: responseHeaders, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
     }
 }

@@ -27,6 +27,9 @@ public final class UpstreamClient: UpstreamForwarding {
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512),
             decompression: .disabled)
         configuration.httpVersion = .http1Only
+        // A refused connection is an answer: report it now (502 / `nil, err`) instead of
+        // retrying until the deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         self.client = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
         self.responseTimeout = responseTimeout
     }

@@ -15,13 +15,21 @@ struct Reply {
     var upstreamHeaders: [String: String] { json["headers"] as? [String: String] ?? [:] }
 }
 
+/// A client allowed many connections per host, for tests that need real concurrency
+/// (HTTPClient.shared queues beyond 8 connections per host).
+let wideClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration()
+    configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+}()
+
 /// Sends a request with AsyncHTTPClient (a real client over a real socket).
-func send(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: String? = nil) async throws -> Reply {
+func send(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: String? = nil, client: HTTPClient = .shared) async throws -> Reply {
     var request = HTTPClientRequest(url: url)
     request.method = method
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     if let body { request.body = .bytes(ByteBuffer(string: body)) }
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    let response = try await client.execute(request, timeout: .seconds(30))
     let collected = try await response.body.collect(upTo: 1 << 20)
     return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: collected))
 }
