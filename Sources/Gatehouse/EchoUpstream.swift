@@ -8,7 +8,7 @@ import NIOCore
 /// two (sandbox and production); tests use it as a real upstream that counts its calls.
 ///
 /// The answer carries `count`, the number of requests this upstream has received so far.
-/// Test hooks, by request header: `x-echo-status: 503` sets the status, `x-echo-delay-ms: 200`
+/// A path starting `/__status/503` answers 503 (a backend that is down). Test hooks, by request header: `x-echo-status: 503` sets the status, `x-echo-delay-ms: 200`
 /// delays the answer, `x-echo-response-headers: {"Name":"value"}` adds response headers;
 /// ``force(status:)`` and ``force(delayMilliseconds:)`` do the same for every request.
 public final class EchoUpstream: Sendable {
@@ -71,7 +71,10 @@ public final class EchoUpstream: Sendable {
                 if let field = HTTPField.Name(name) { responseHeaders.append(HTTPField(name: field, value: value)) }
             }
         }
-        let status = forced.status ?? headers["x-echo-status"].flatMap(Int.init) ?? 200
+        // A path starting /__status/<code> answers that status: a backend that is down.
+        let pathParts = (request.head.path ?? "/").split(separator: "/")
+        let pathStatus = pathParts.count >= 2 && pathParts[0] == "__status" ? Int(pathParts[1]) : nil
+        let status = forced.status ?? pathStatus ?? headers["x-echo-status"].flatMap(Int.init) ?? 200
         return Response(status: .init(code: status), headers: responseHeaders, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
     }
 }

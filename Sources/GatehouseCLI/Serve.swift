@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Gatehouse
+import GatehouseCore
 import Logging
 import ServiceLifecycle
 
@@ -15,7 +16,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The port to listen on.")
     var port: Int = 8080
 
-    @Flag(help: "Also start the two demo upstreams (sandbox on 127.0.0.1:9101, production on 127.0.0.1:9102).")
+    @Flag(help: "Also start the demo upstreams of config/demo.json (default: sandbox on 127.0.0.1:9101, production on 127.0.0.1:9102).")
     var demo = false
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -47,9 +48,14 @@ struct Serve: AsyncParsableCommand {
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if demo {
-            for (name, port) in [("sandbox", 9101), ("production", 9102)] {
-                let upstream = EchoUpstream(name: name)
-                services.append(.init(service: upstream.application(port: port)))
+            // config/demo.json says which echo upstreams and data service the demo needs.
+            let setup = DemoSetup.load(configDirectory: source.config)
+            for upstream in setup.upstreams {
+                services.append(.init(service: EchoUpstream(name: upstream.name).application(port: upstream.port)))
+            }
+            if let data = setup.dataService {
+                let environment = ConfigEnvironment.load(dotEnvFile: source.config + "/.env").values
+                services.append(.init(service: DemoDataService(directory: data.directory, environment: environment).application(port: data.port)))
             }
         }
         let host = self.host

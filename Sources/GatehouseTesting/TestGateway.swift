@@ -115,3 +115,36 @@ public struct TestHarnessError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// A ``DemoDataService`` (the examples' config service) on an ephemeral port.
+public final class RunningDataService: Sendable {
+    public let service: DemoDataService
+    public let port: Int
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    public static func start(directory: String, environment: [String: String]) async throws -> RunningDataService {
+        let service = DemoDataService(directory: directory, environment: environment)
+        var logger = Logger(label: "data")
+        logger.logLevel = .error
+        let (port, group, task) = try await runUntilBound(logger: logger) { onRunning in
+            service.application(port: 0, onRunning: onRunning)
+        }
+        return RunningDataService(service: service, port: port, group: group, task: task)
+    }
+
+    private init(service: DemoDataService, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.service = service
+        self.port = port
+        self.group = group
+        self.task = task
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+    public var requestCount: Int { service.requestCount }
+
+    public func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}

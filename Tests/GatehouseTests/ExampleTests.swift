@@ -31,4 +31,106 @@ import Testing
         try await sandbox.stop()
         try await production.stop()
     }
+
+    /// Starts an example with its demo upstreams (names as in its demo.json, ports ephemeral),
+    /// its data service if it has one, and the environment pointing at them.
+    func withExample(
+        _ name: String, upstreams: [(name: String, variable: String)], dataVariable: String? = nil,
+        _ body: (TestGateway, [String: RunningUpstream], RunningDataService?) async throws -> Void
+    ) async throws {
+        let root = ConfigFixture.repositoryRoot() + "/examples/" + name
+        var environment: [String: String] = [:]
+        var running: [String: RunningUpstream] = [:]
+        for upstream in upstreams {
+            let u = try await RunningUpstream.start(name: upstream.name)
+            running[upstream.name] = u
+            environment[upstream.variable] = u.url
+        }
+        var data: RunningDataService?
+        if let dataVariable {
+            // The data service substitutes $env(...) in its records: give it the final URLs.
+            let service = try await RunningDataService.start(directory: root + "/config/demo-data", environment: environment)
+            environment[dataVariable] = service.url
+            data = service
+        }
+        let gateway = try await TestGateway.start(
+            configDirectory: root + "/config", pluginDirectories: [root + "/plugins"], environment: environment, logger: LogCapture().logger())
+        do {
+            try await body(gateway, running, data)
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        try await gateway.stop()
+        for u in running.values { try await u.stop() }
+        try await data?.stop()
+    }
+
+    func call(_ gateway: TestGateway, _ path: String, key: String) async throws -> Reply {
+        try await send(gateway.baseURL + path, headers: [("Authorization", "Bearer \(key)")])
+    }
+
+    static let acme = "sk_acme_7Hq2Lw9Xp4Rt", wayne = "sk_wayne_3Vb8Nm1Kc6Zd", stark = "sk_stark_5Tg0Yj2Ue8Fs"
+    static let umbrella = "sk_umbrella_9Pl4Qa7Ws1Ed", anonymous = "sk_anon_2Rf6Tg8Yh0Uj"
+
+    @Test func smartRoutingExampleFlow() async throws {
+        try await withExample("smart-routing", upstreams: [("us-east", "US_EAST_URL"), ("eu-west", "EU_WEST_URL")], dataVariable: "ROUTING_SERVICE_URL") { gateway, up, data in
+            let acme = try await call(gateway, "/api/orders/7?expand=items", key: Self.acme)
+            #expect(acme.json["upstream"] as? String == "us-east")
+            #expect(acme.json["path"] as? String == "/orders/7?expand=items")
+            #expect(acme.upstreamHeaders["x-customer-id"] == "acme")
+            let wayne = try await call(gateway, "/api/orders/7", key: Self.wayne)
+            #expect(wayne.status == 200)
+            #expect(wayne.json["upstream"] as? String == "eu-west")
+            #expect(wayne.headers.first(name: "x-gatehouse-failover") == "secondary")
+            let stark = try await call(gateway, "/api/orders/7", key: Self.stark)
+            #expect(stark.status == 404)
+            #expect(stark.json["detail"] as? String == "No routing information for customer 'stark'.")
+            #expect(try await call(gateway, "/api/orders/7", key: Self.anonymous).status == 401)
+            // Cached: repeating calls does not ask the routing service again.
+            let before = data!.requestCount
+            for _ in 0..<3 { _ = try await call(gateway, "/api/orders/8", key: Self.acme) }
+            #expect(data!.requestCount == before)
+            #expect(up["us-east"]!.requestCount == 5, "acme 4 times, and wayne's primary (503) once")
+        }
+    }
+
+    @Test func customerRoutingExampleFlow() async throws {
+        try await withExample("customer-routing", upstreams: [("acme-dedicated", "ACME_BACKEND_URL"), ("wayne-dedicated", "WAYNE_BACKEND_URL")]) { gateway, _, _ in
+            let acme = try await call(gateway, "/api/invoices", key: Self.acme)
+            #expect(acme.json["upstream"] as? String == "acme-dedicated")
+            #expect(acme.upstreamHeaders["x-customer-environment"] == "acme")
+            #expect(try await call(gateway, "/api/invoices", key: Self.wayne).json["upstream"] as? String == "wayne-dedicated")
+            let stark = try await call(gateway, "/api/invoices", key: Self.stark)
+            #expect(stark.status == 403)
+            #expect(stark.json["detail"] as? String == "Customer 'stark' has no backend configured.")
+            #expect(try await call(gateway, "/api/invoices", key: Self.anonymous).status == 401)
+        }
+    }
+
+    @Test func dynamicCustomerRoutingExampleFlow() async throws {
+        try await withExample("dynamic-customer-routing", upstreams: [("acme-dedicated", "ACME_BACKEND_URL"), ("wayne-dedicated", "WAYNE_BACKEND_URL")], dataVariable: "CUSTOMER_SERVICE_URL") { gateway, _, data in
+            #expect(try await call(gateway, "/api/reports/q3", key: Self.acme).json["upstream"] as? String == "acme-dedicated")
+            #expect(try await call(gateway, "/api/reports/q3", key: Self.wayne).json["upstream"] as? String == "wayne-dedicated")
+            let umbrella = try await call(gateway, "/api/reports/q3", key: Self.umbrella)
+            #expect(umbrella.status == 403)
+            #expect(umbrella.json["detail"] as? String == "Customer 'umbrella' has no backend configured.")
+            let calls = data!.requestCount
+            #expect(calls == 3)
+            for key in [Self.acme, Self.wayne, Self.umbrella] { _ = try await call(gateway, "/api/x", key: key) }
+            #expect(data!.requestCount == calls, "records and the unknown answer are cached")
+        }
+    }
+
+    @Test func hybridRoutingExampleFlow() async throws {
+        try await withExample("hybrid-routing", upstreams: [("acme-dedicated", "ACME_BACKEND_URL"), ("shared", "SHARED_BACKEND_URL")]) { gateway, _, _ in
+            let acme = try await call(gateway, "/api/search", key: Self.acme)
+            #expect(acme.json["upstream"] as? String == "acme-dedicated")
+            #expect(acme.upstreamHeaders["x-tenancy"] == "dedicated")
+            let wayne = try await call(gateway, "/api/search", key: Self.wayne)
+            #expect(wayne.json["upstream"] as? String == "shared")
+            #expect(wayne.upstreamHeaders["x-tenancy"] == "shared")
+            #expect(try await call(gateway, "/api/search", key: Self.anonymous).json["upstream"] as? String == "shared")
+        }
+    }
 }
