@@ -161,3 +161,34 @@ import Testing
         }
     }
 }
+
+/// The cost of the mechanism every non-blocking call uses: a host function yields, Swift
+/// resumes. Printed for docs/lua-api.md, never asserted (speed is measured, not unit-tested).
+@Suite struct YieldCostMeasurement {
+    @Test func yieldResumeRoundTrip() throws {
+        let vm = try LuaVM()
+        let id = vm.register { _ in .yield }
+        vm.main.pushHostFunction(id)
+        vm.setGlobal("wait")
+        try vm.load("return function(n) local s = 0 for i = 1, n do s = s + wait() end return s end", chunkName: "plugins/yield.lua")
+        try vm.protectedCall(arguments: 0, results: 1)
+        let co = vm.acquireCoroutine()
+        vm.main.move(1, to: co.state)
+        let rounds = 200_000
+        co.state.push(rounds)
+        let started = ContinuousClock.now
+        var outcome = vm.resume(co, arguments: 1)
+        var yields = 0
+        while case .yielded = outcome {
+            yields += 1
+            co.state.push(1)
+            outcome = vm.resume(co, arguments: 1)
+        }
+        let elapsed = ContinuousClock.now - started
+        guard case .finished = outcome else { Issue.record("did not finish"); return }
+        #expect(yields == rounds)
+        #expect(co.state.toInteger(at: -1) == Int64(rounds))
+        let nanoseconds = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+        print("yield/resume round trip: \(Int(nanoseconds / Double(rounds))) ns (\(rounds) rounds)")
+    }
+}
