@@ -159,10 +159,10 @@ struct ConfigLoader {
             }
             config.module = module
             config.export = try handler.member("export")?.string() ?? "default"
-        case "api-key-inbound":
+        case "api-key-inbound", "jwt-inbound":
             config.failOpen = false // authentication always fails closed
         default:
-            throw typeNode.error("unknown policyType '\(type)' (known: custom-code-inbound, custom-code-outbound, api-key-inbound)")
+            throw typeNode.error("unknown policyType '\(type)' (known: custom-code-inbound, custom-code-outbound, api-key-inbound, jwt-inbound)")
         }
         return config
     }

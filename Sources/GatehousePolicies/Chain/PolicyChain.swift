@@ -14,9 +14,9 @@ extension Snapshot {
     public func runInbound(route: Int, state: RequestState, runtime: PolicyRuntime) async -> InboundResult {
         for step in inbound[route] {
             switch step {
-            case .apiKey(let policy):
+            case .builtIn(let policy):
                 state.currentPolicy = policy.name
-                if let problem = policy.authenticate(state) {
+                if let problem = await policy.authenticate(state) {
                     return .respond(.problem(problem, path: state.path, requestId: state.requestId))
                 }
             case .lua(let name, let failOpen):

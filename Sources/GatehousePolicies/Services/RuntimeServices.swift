@@ -8,6 +8,7 @@ public final class RuntimeServices: Sendable {
     public let fetcher: (any HTTPFetching)?
     private let zones = NIOLockedValueBox<[String: ZoneCache]>([:])
     let loaders = LoaderRegistry()
+    let jwks = JWKSCache()
 
     public init(fetcher: (any HTTPFetching)?) {
         self.fetcher = fetcher

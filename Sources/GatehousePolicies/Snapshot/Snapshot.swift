@@ -20,7 +20,7 @@ public final class Snapshot: Sendable {
 
     enum InboundStep: Sendable {
         case lua(name: String, failOpen: Bool)
-        case apiKey(APIKeyInbound)
+        case builtIn(any BuiltInInboundPolicy)
     }
 
     enum OutboundStep: Sendable {
@@ -46,17 +46,25 @@ public final class Snapshot: Sendable {
         } catch {
             throw SnapshotError(lines: [error.description])
         }
-        var builtIns: [String: APIKeyInbound] = [:]
-        for policy in config.policies.values where policy.policyType == "api-key-inbound" {
+        var builtIns: [String: any BuiltInInboundPolicy] = [:]
+        for policy in config.policies.values.sorted(by: { $0.name < $1.name }) {
             do {
-                builtIns[policy.name] = try APIKeyInbound(name: policy.name, options: policy.options, consumers: config.consumers)
+                switch policy.policyType {
+                case "api-key-inbound":
+                    builtIns[policy.name] = try APIKeyInbound(name: policy.name, options: policy.options, consumers: config.consumers)
+                case "jwt-inbound":
+                    builtIns[policy.name] = try await JWTInbound(
+                        name: policy.name, options: policy.options, services: services, logger: logger, location: policy.location)
+                default:
+                    break
+                }
             } catch {
                 throw SnapshotError(lines: [error.description])
             }
         }
         let inbound: [[InboundStep]] = config.routes.map { route in
             route.inbound.map { name in
-                if let builtIn = builtIns[name] { return .apiKey(builtIn) }
+                if let builtIn = builtIns[name] { return .builtIn(builtIn) }
                 return .lua(name: name, failOpen: config.policies[name]?.failOpen ?? false)
             }
         }
