@@ -6,7 +6,7 @@ struct GatehouseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An API gateway whose request logic lives in Lua policies.",
-        subcommands: [Serve.self, Check.self, Routes.self, Plugins.self, TestCommand.self],
+        subcommands: [Serve.self, Check.self, Routes.self, Plugins.self, TestCommand.self, Keys.self],
         defaultSubcommand: Serve.self)
 }
 

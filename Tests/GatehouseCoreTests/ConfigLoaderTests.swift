@@ -100,6 +100,20 @@ import Testing
         }
     }
 
+    @Test func consumerMetadataIsCapped() {
+        let big = String(repeating: "x", count: 5000)
+        do {
+            _ = try load([
+                "routes.oas.json": routes(#"{ "handler": { "type": "static" } }"#),
+                "policies.json": policies,
+                "consumers.json": #"{ "consumers": [ { "sub": "a", "keys": [], "metadata": { "blob": ""# + big + #"" } } ] }"#,
+            ])
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description.contains("the limit is 4096"))
+        }
+    }
+
     @Test func consumerKeysMustBeSHA256Digests() {
         do {
             _ = try load([

@@ -16,18 +16,20 @@ import Testing
         return try #require(FileManager.default.isExecutableFile(atPath: fallback) ? fallback : nil, "build the gatehouse product first")
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// Runs the binary; `output` is stdout then stderr, `stdout` alone.
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String, stdout: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try binary())
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: ConfigFixture.repositoryRoot())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (process.terminationStatus, stdout + stderr, stdout)
     }
 
     @Test func checkAcceptsTheShippedConfig() throws {
@@ -134,6 +136,55 @@ import Testing
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "SIGTERM is a clean exit")
+    }
+
+    /// `gatehouse keys` against a running, watching gateway: create → authenticate → revoke → 401.
+    @Test func keyManagementRoundTrip() async throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/me", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["auth", "whoami"] } }"#)]),
+            "config/policies.json": #"{ "policies": [ { "name": "auth", "policyType": "api-key-inbound" }, { "name": "whoami", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/whoami)" } } ] }"#,
+            "config/consumers.json": #"{ "consumers": [] }"#,
+            "plugins/whoami.lua": "return function(request) return Response.json({ sub = request.user.sub, plan = request.user.data.plan }) end\n",
+        ])
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory], logger: LogCapture().logger(), watch: true)
+        func me(_ key: String) async throws -> Reply {
+            try await send(gateway.baseURL + "/me", headers: [("Authorization", "Bearer \(key)")])
+        }
+        func eventually(_ key: String, status: Int) async throws -> Reply {
+            var reply = try await me(key)
+            for _ in 0..<40 where reply.status != status {
+                try await Task.sleep(for: .milliseconds(50))
+                reply = try await me(key)
+            }
+            return reply
+        }
+        let created = try run(["keys", "create", "--consumer", "globex", "--metadata", #"{"plan":"gold"}"#, "--prefix", "sk_live_", "--config", fixture.configDirectory])
+        #expect(created.status == 0)
+        let key = try #require(created.stdout.split(separator: "\n").first.map(String.init))
+        #expect(key.hasPrefix("sk_live_") && key.count == 40)
+        let stored = try String(contentsOfFile: fixture.configDirectory + "/consumers.json", encoding: .utf8)
+        #expect(!stored.contains(key), "only the digest is stored")
+        let ok = try await eventually(key, status: 200)
+        #expect(ok.status == 200)
+        #expect(ok.json["sub"] as? String == "globex")
+        #expect(ok.json["plan"] as? String == "gold")
+
+        let listed = try run(["keys", "list", "--config", fixture.configDirectory])
+        #expect(listed.output.contains("globex\tkey_"))
+        #expect(!listed.output.contains(key))
+        let id = try #require(listed.stdout.split(separator: "\n").dropFirst().first?.split(separator: "\t").dropFirst().first.map(String.init))
+        #expect(try run(["keys", "revoke", id, "--config", fixture.configDirectory]).status == 0)
+        let revoked = try await eventually(key, status: 401)
+        #expect(revoked.status == 401)
+
+        let expired = try run(["keys", "create", "--consumer", "globex", "--expires", "2001-01-01T00:00:00Z", "--config", fixture.configDirectory])
+        let old = try #require(expired.stdout.split(separator: "\n").first.map(String.init))
+        let refused = try await eventually(old, status: 401)
+        for _ in 0..<20 where refused.json["detail"] as? String != "The API key has expired." { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try await me(old).json["detail"] as? String == "The API key has expired.")
+        try await gateway.stop()
     }
 
     @Test func routesExplainSaysWhichRouteWins() throws {

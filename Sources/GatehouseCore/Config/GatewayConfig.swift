@@ -322,18 +322,30 @@ struct ConfigLoader {
 
     private func consumer(_ node: ConfigNode) throws(ConfigError) -> ConsumerConfig {
         let sub = try node.requiredMember("sub").string()
-        var hashes: [[UInt8]] = []
+        var keys: [ConsumerKey] = []
         for key in try node.requiredMember("keys").elements() {
             let hashNode = try key.requiredMember("sha256")
             let hex = try hashNode.string()
             guard let digest = Self.hexBytes(hex), digest.count == 32 else {
                 throw hashNode.error("expected the 64 hex digits of the key's SHA-256 digest")
             }
-            hashes.append(digest)
+            var expires: Date?
+            if let expiresNode = try key.member("expiresAt") {
+                guard let date = ISO8601DateFormatter().date(from: try expiresNode.string()) else {
+                    throw expiresNode.error("expected an ISO 8601 time such as 2027-01-31T00:00:00Z")
+                }
+                expires = date
+            }
+            keys.append(ConsumerKey(sha256: digest, id: try key.member("id")?.string(), expiresAt: expires))
         }
-        let metadata = try node.member("metadata")?.json() ?? .object([:])
-        guard case .object = metadata else { throw try node.requiredMember("metadata").error("metadata must be an object") }
-        return ConsumerConfig(sub: sub, keyHashes: hashes, metadata: metadata)
+        let metadataNode = try node.member("metadata")
+        let metadata = try metadataNode?.json() ?? .object([:])
+        guard case .object = metadata else { throw metadataNode!.error("metadata must be an object") }
+        let size = metadata.serialized().count
+        guard size <= ConsumerConfig.maxMetadataBytes else {
+            throw metadataNode!.error("metadata of '\(sub)' is \(size) bytes; the limit is \(ConsumerConfig.maxMetadataBytes)")
+        }
+        return ConsumerConfig(sub: sub, keys: keys, metadata: metadata)
     }
 
     static func hexBytes(_ hex: String) -> [UInt8]? {

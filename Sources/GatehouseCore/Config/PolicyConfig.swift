@@ -1,3 +1,4 @@
+public import Foundation
 /// A named policy instance from `policies.json`.
 public struct PolicyConfig: Sendable {
     public var name: String
@@ -18,9 +19,21 @@ public struct PolicyConfig: Sendable {
 /// A consumer of the API and the hashes of its keys, from `consumers.json`.
 public struct ConsumerConfig: Sendable {
     public var sub: String
-    /// SHA-256 digests of the consumer's keys (the keys themselves are never stored).
-    public var keyHashes: [[UInt8]]
+    /// The consumer's keys: SHA-256 digests only (the keys themselves are never stored).
+    public var keys: [ConsumerKey]
     public var metadata: JSONValue
+
+    /// Largest serialized `metadata` per consumer: it is copied into every request's `request.user`.
+    public static let maxMetadataBytes = 4096
+}
+
+/// One API key of a consumer.
+public struct ConsumerKey: Sendable {
+    public var sha256: [UInt8]
+    /// A short public id (`gatehouse keys list`, `keys revoke`), when the key has one.
+    public var id: String?
+    /// After this instant the key is refused (401).
+    public var expiresAt: Date?
 }
 
 /// Server and runtime settings from `gatehouse.json` (every field optional).

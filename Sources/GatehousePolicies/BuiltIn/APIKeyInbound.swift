@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 public import GatehouseCore
 import HTTPTypes
 
@@ -17,7 +18,7 @@ public struct APIKeyInbound: Sendable {
     /// When true, requests without a key go on unauthenticated (`request.user` stays nil);
     /// a wrong key is still refused.
     let allowUnauthenticated: Bool
-    private let buckets: [UInt64: [(digest: [UInt8], consumer: Int)]]
+    private let buckets: [UInt64: [(digest: [UInt8], consumer: Int, expiresAt: Date?)]]
     private let users: [JSONValue]
 
     public init(name: String, options: JSONValue, consumers: [ConsumerConfig]) throws(ConfigError) {
@@ -29,12 +30,12 @@ public struct APIKeyInbound: Sendable {
         self.header = header
         self.scheme = options["authScheme"]?.stringValue ?? (header == .authorization ? "Bearer" : "")
         self.allowUnauthenticated = options["allowUnauthenticatedRequests"]?.boolValue ?? false
-        var buckets: [UInt64: [(digest: [UInt8], consumer: Int)]] = [:]
+        var buckets: [UInt64: [(digest: [UInt8], consumer: Int, expiresAt: Date?)]] = [:]
         var users: [JSONValue] = []
         for (i, consumer) in consumers.enumerated() {
             users.append(.object(["sub": .string(consumer.sub), "data": consumer.metadata]))
-            for digest in consumer.keyHashes {
-                buckets[Self.prefix(digest), default: []].append((digest, i))
+            for key in consumer.keys {
+                buckets[Self.prefix(key.sha256), default: []].append((key.sha256, i, key.expiresAt))
             }
         }
         self.buckets = buckets
@@ -49,10 +50,13 @@ public struct APIKeyInbound: Sendable {
         }
         let digest = Array(SHA256.hash(data: Array(key.utf8)))
         var match = -1
+        var expiresAt: Date?
         for candidate in buckets[Self.prefix(digest)] ?? [] where Self.constantTimeEqual(candidate.digest, digest) {
             match = candidate.consumer
+            expiresAt = candidate.expiresAt
         }
         guard match >= 0 else { return unauthorized("The API key is not valid.") }
+        if let expiresAt, expiresAt < Date() { return unauthorized("The API key has expired.") }
         state.setUser(users[match])
         return nil
     }
