@@ -133,4 +133,47 @@ import Testing
             #expect(try await call(gateway, "/api/search", key: Self.anonymous).json["upstream"] as? String == "shared")
         }
     }
+
+    /// Mints a token with the example's own documented script (Python standard library).
+    func mint(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", ConfigFixture.repositoryRoot() + "/examples/jwt-claims-routing/mint.py"] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let token = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return token.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func jwtClaimsRoutingExampleFlow() async throws {
+        // The template needs the enterprise backend's URL with {tenant}, so this example is
+        // started by hand rather than with withExample.
+        let root = ConfigFixture.repositoryRoot() + "/examples/jwt-claims-routing"
+        let enterprise = try await RunningUpstream.start(name: "enterprise")
+        let shared = try await RunningUpstream.start(name: "shared")
+        let gateway = try await TestGateway.start(
+            configDirectory: root + "/config", pluginDirectories: [root + "/plugins"],
+            environment: ["ENTERPRISE_URL_TEMPLATE": enterprise.url + "/tenants/{tenant}", "SHARED_URL": shared.url],
+            logger: LogCapture().logger())
+        func call(_ token: String?) async throws -> Reply {
+            try await send(gateway.baseURL + "/api/reports", headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [])
+        }
+        let acme = try await call(try mint(["--tenant", "acme", "--tier", "enterprise"]))
+        #expect(acme.json["upstream"] as? String == "enterprise")
+        #expect(acme.json["path"] as? String == "/tenants/acme/reports")
+        #expect(acme.upstreamHeaders["x-tenant-id"] == "acme")
+        let initech = try await call(try mint(["--tenant", "initech", "--tier", "pro"]))
+        #expect(initech.json["upstream"] as? String == "shared")
+        #expect(initech.json["path"] as? String == "/reports")
+        let expired = try await call(try mint(["--tenant", "acme", "--ttl", "-120"]))
+        #expect(expired.status == 401)
+        #expect(expired.json["detail"] as? String == "The token has expired.")
+        let anonymous = try await call(nil)
+        #expect(anonymous.json["detail"] as? String == "No bearer token was provided.")
+        try await gateway.stop()
+        try await enterprise.stop()
+        try await shared.stop()
+    }
 }
