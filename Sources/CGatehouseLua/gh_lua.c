@@ -167,6 +167,22 @@ static int gh_lib_setmetatable(lua_State *L) {
   return 1;
 }
 
+static int gh_lib_rawset(lua_State *L) {
+  // Tables marked read-only (the shared libraries, the globals, module views) cannot be
+  // changed around their metamethods either.
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_getmetatable(L, 1)) {
+    lua_pushliteral(L, "__readonly");
+    int readonly = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    if (readonly) return luaL_error(L, "rawset: this table is read-only (it is shared by every policy)");
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 static void gh_wrap_global(lua_State *L, const char *name, lua_CFunction fn) {
   lua_getglobal(L, name);
   lua_pushcclosure(L, fn, 1);
@@ -196,6 +212,16 @@ static int gh_open_sandbox(lua_State *L) {
   lua_pushcfunction(L, gh_lib_xpcall);
   lua_setglobal(L, "xpcall");
   gh_wrap_global(L, "setmetatable", gh_lib_setmetatable);
+  gh_wrap_global(L, "rawset", gh_lib_rawset);
+
+  // getmetatable("") would hand out the real string table (its __index): hide it.
+  lua_pushliteral(L, "");
+  if (lua_getmetatable(L, -1)) {
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 
   // string.dump is reachable as ("").dump through the string metatable: remove it from the
   // real table, not only the global.

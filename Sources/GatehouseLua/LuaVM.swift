@@ -97,11 +97,16 @@ public final class LuaVM: @unchecked Sendable {
     }
 
     /// Returns a coroutine to the pool once its invocation is over (finished or failed).
+    ///
+    /// A coroutine that ended in an error is closed and dropped, never reused: when the error
+    /// was raised from the count hook (a budget), Lua leaves the thread's hooks disabled and no
+    /// public API turns them back on, so a reused thread would run the next policy without
+    /// budgets. Errors are rare; a fresh thread costs a few hundred nanoseconds.
     public func releaseCoroutine(_ co: LuaCoroutine) {
-        if gh_status(co.state.pointer) != GH_OK || co.failed {
-            // A thread that errored or is still suspended must be reset before reuse.
+        if co.failed || gh_status(co.state.pointer) != GH_OK {
             _ = gh_resetthread(co.state.pointer, main.pointer)
-            co.failed = false
+            main.unref(co.ref)
+            return
         }
         co.state.setTop(0)
         if idleCoroutines.count < 256 {

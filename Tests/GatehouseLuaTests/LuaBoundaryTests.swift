@@ -90,6 +90,27 @@ import Testing
         #expect(vm.main.toInteger(at: -1) == 500500)
     }
 
+    /// Regression: a budget raised from the count hook left the coroutine's hooks disabled, and
+    /// the pooled coroutine then ran the next policy with no budget at all.
+    @Test func aCoroutineThatHitABudgetNeverRunsUnbudgetedCodeLater() throws {
+        let vm = try LuaVM()
+        vm.budget = LuaBudget(instructions: 2_000_000, timeNanoseconds: 2_000_000_000)
+        // Finite (about 30M instructions): without working hooks it would simply finish.
+        try vm.load("return function() local n = 0 for i = 1, 1e7 do n = n + i end return n end", chunkName: "plugins/spin.lua")
+        try vm.protectedCall(arguments: 0, results: 1)
+        let spin = vm.main.ref()
+        for round in 1...3 {
+            let co = vm.acquireCoroutine()
+            co.state.pushRef(spin)
+            guard case .failed(let error) = vm.resume(co, arguments: 0) else {
+                Issue.record("round \(round): the loop was not stopped")
+                return
+            }
+            #expect(error.budget == .instructions, "round \(round)")
+            vm.releaseCoroutine(co)
+        }
+    }
+
     @Test func pcallCannotSwallowABudget() throws {
         let vm = try LuaVM()
         vm.budget = LuaBudget(instructions: 0, timeNanoseconds: 50_000_000)

@@ -97,19 +97,9 @@ public final class PolicyRuntime: @unchecked Sendable {
         runOutboundRef = take("run_outbound")
         runHandlerRef = take("run_handler")
         runLoaderRef = take("run_loader")
+        // Policies load from modules' real tables; plugin code gets read-only views via `require`.
+        requireRef = take("require_raw")
         L.pop()
-        // `require` is a global the prelude defined.
-        requireRef = globalRef("require")
-    }
-
-    /// A registry reference to a global, read without metamethods.
-    private func globalRef(_ name: String) -> Int32 {
-        let L = vm.main
-        L.pushRef(2) // LUA_RIDX_GLOBALS: the globals table lives at registry index 2
-        L.rawGet(-1, field: name)
-        let ref = L.ref()
-        L.pop()
-        return ref
     }
 
     /// All host functions, one file per Lua namespace (see `*API.swift`).

@@ -363,15 +363,36 @@ function loader.new(name, fn, opts)
   return setmetatable({ name = name }, Loader)
 end
 
-local gatehouse = { Response = Response_lib, problems = problems, json = json, env = env, http = http, cache = cache, loader = loader }
+-- Read-only views: shared tables (libraries, the API, module tables) cannot be changed by one
+-- policy under another's feet. `rawset` refuses tables whose metatable has __readonly.
+local function readonly(t, what)
+  return setmetatable({}, {
+    __index = t,
+    __newindex = function(_, k)
+      error("cannot set " .. what .. "." .. tostring(k) .. ": it is shared by every policy and read-only", 2)
+    end,
+    __pairs = function() return next, t, nil end,
+    __len = function() return #t end,
+    __metatable = false,
+    __readonly = true,
+  })
+end
 
-G.Response = Response_lib
-G.http = http
-G.cache = cache
-G.loader = loader
-G.problems = problems
-G.json = json
+local gatehouse = readonly({
+  Response = readonly(Response_lib, "Response"), problems = readonly(problems, "problems"), json = readonly(json, "json"),
+  env = env, http = readonly(http, "http"), cache = readonly(cache, "cache"), loader = readonly(loader, "loader"),
+}, "gatehouse")
+
+G.Response = gatehouse.Response
+G.http = gatehouse.http
+G.cache = gatehouse.cache
+G.loader = gatehouse.loader
+G.problems = gatehouse.problems
+G.json = gatehouse.json
 G.env = env
+for _, name in ipairs({ "string", "table", "math", "utf8", "coroutine", "os" }) do
+  G[name] = readonly(G[name], name)
+end
 G.print = function(...)
   local parts = {}
   for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
@@ -413,27 +434,47 @@ function testlib.contains(text, fragment, message)
 end
 
 -- require: the gatehouse API, or a module from the plugin directories, loaded once per VM.
-local loaded = { gatehouse = gatehouse, ["gatehouse.test"] = testlib }
+-- Each module gets its own globals; once its body has run they are sealed, so nothing a policy
+-- sets while handling a request can leak into later requests. Requirers get a read-only view
+-- of a module's table; Swift loads policies from the real one (require_raw).
+local loaded = { gatehouse = gatehouse, ["gatehouse.test"] = readonly(testlib, "gatehouse.test") }
+local views = {}
 local loading = {}
-local function make_env()
-  return setmetatable({}, { __index = G, __metatable = "environment" })
+local function seal(environment, chunkname)
+  setmetatable(environment, {
+    __index = G,
+    __newindex = function(_, k)
+      error("cannot set global '" .. tostring(k) .. "' after " .. chunkname .. " has loaded: use a local, or context.custom for per-request data", 2)
+    end,
+    __metatable = false,
+    __readonly = true,
+  })
 end
-G.require = function(name)
+local function require_raw(name)
   if type(name) ~= "string" then error("require expects a module name", 2) end
   local m = loaded[name]
   if m ~= nil then return m end
   if loading[name] then error("require loop: module '" .. name .. "' requires itself", 2) end
   local source, chunkname = host.module_source(name)
   if source == nil then error(chunkname, 2) end
-  local fn, err = load(source, "@" .. chunkname, "t", make_env())
+  local environment = setmetatable({}, { __index = G })
+  local fn, err = load(source, "@" .. chunkname, "t", environment)
   if fn == nil then error(err, 0) end
   loading[name] = true
   local ok, result = pcall(fn, name)
   loading[name] = nil
   if not ok then error(result, 0) end
+  seal(environment, chunkname)
   if result == nil then result = true end
   loaded[name] = result
   return result
+end
+G.require = function(name)
+  local m = require_raw(name)
+  if type(m) ~= "table" or m == gatehouse then return m end
+  local view = views[name]
+  if view == nil then view = readonly(m, "module '" .. name .. "'"); views[name] = view end
+  return view
 end
 
 -- Globals are shared by every policy on this VM: make accidental writes an error.
@@ -441,7 +482,8 @@ setmetatable(G, {
   __newindex = function(_, k)
     error("cannot set global '" .. tostring(k) .. "': globals are shared by every policy (use local)", 2)
   end,
-  __metatable = "globals",
+  __metatable = false,
+  __readonly = true,
 })
 
 return {
@@ -451,7 +493,7 @@ return {
   run_outbound = run_outbound,
   run_handler = run_handler,
   run_loader = run_loader,
-  make_env = make_env,
+  require_raw = require_raw,
 }
 """#
 }
