@@ -1,5 +1,6 @@
 import Foundation
 import Gatehouse
+import GatehousePolicies
 import GatehouseTesting
 import Testing
 
@@ -175,8 +176,11 @@ import Testing
         try await gateway.stop()
     }
 
-    /// Resident memory after 1,000 reloads stays within a stated bound (docs/architecture.md).
-    @Test func aThousandReloadsDoNotGrowResidentMemory() async throws {
+    /// After 1,000 reloads the old generations' VMs are gone and resident memory stays within a
+    /// bound. Measured alone: about 0.4 MiB of growth (docs/architecture.md). Other suites run in
+    /// the same process at the same time (some allocate 32 MiB on purpose), so the RSS bound here
+    /// is generous; the runtime count is the exact check.
+    @Test func aThousandReloadsReleaseOldGenerations() async throws {
         let fixture = try Self.project(version: 1)
         defer { fixture.remove() }
         let gateway = try await TestGateway.start(
@@ -184,12 +188,15 @@ import Testing
             environment: ["UPSTREAM_MAIN": "http://127.0.0.1:1"], logger: LogCapture().logger())
         for _ in 0..<100 { _ = await gateway.reloader.reload(reason: "warm-up") }
         let before = residentBytes()
+        let runtimesBefore = PolicyRuntime.liveCount
         for _ in 0..<1_000 { _ = await gateway.reloader.reload(reason: "soak") }
         _ = try await version(gateway)
         let growth = residentBytes() - before
-        print("1,000 reloads: resident memory \(before >> 20) MiB before, growth \(growth >> 10) KiB")
+        print("1,000 reloads: resident memory \(before >> 20) MiB before, growth \(growth >> 10) KiB; live runtimes \(runtimesBefore) -> \(PolicyRuntime.liveCount)")
         #expect(await gateway.reloader.status.generation == 1_101)
-        #expect(growth < 24 << 20, "resident memory grew by \(growth >> 20) MiB over 1,000 reloads")
+        // Other tests' gateways come and go meanwhile; 1,000 leaked generations would be 2,000 VMs.
+        #expect(PolicyRuntime.liveCount <= runtimesBefore + 40, "old generations' VMs are freed")
+        #expect(growth < 96 << 20, "resident memory grew by \(growth >> 20) MiB over 1,000 reloads")
         try await gateway.stop()
     }
 
@@ -218,8 +225,12 @@ import Testing
     }
 }
 
-/// The process's resident set size, from /proc.
+/// glibc's malloc_trim (not exported by Swift's Glibc module).
+@_silgen_name("malloc_trim") func mallocTrim(_ pad: Int) -> Int32
+
+/// The process's resident set size, from /proc, after returning freed heap pages to the system.
 func residentBytes() -> Int {
+    _ = mallocTrim(0)
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     let pages = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))

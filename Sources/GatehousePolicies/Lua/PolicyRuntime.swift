@@ -2,6 +2,10 @@ public import GatehouseCore
 public import GatehouseLua
 public import Logging
 public import NIOCore
+import Synchronization
+
+/// Runtimes (VMs) alive in the process: lets tests prove that old generations are freed.
+private let liveRuntimes = Atomic<Int>(0)
 
 /// One Lua VM with the plugins of one configuration generation loaded, bound to one event loop.
 ///
@@ -62,9 +66,18 @@ public final class PolicyRuntime: @unchecked Sendable {
         self.environment = config.environment
         self.logger = logger
         self.maxBufferedBodyBytes = config.settings.maxBufferedBodyBytes
+        // Counted from here: if loading throws below, deinit still runs (self is initialized).
+        liveRuntimes.add(1, ordering: .relaxed)
         try installPrelude()
         try loadPolicies(config)
     }
+
+    deinit {
+        liveRuntimes.subtract(1, ordering: .relaxed)
+    }
+
+    /// How many runtimes (Lua VMs with a generation loaded) exist in the process right now.
+    public static var liveCount: Int { liveRuntimes.load(ordering: .relaxed) }
 
     // MARK: Setup
 
