@@ -62,8 +62,14 @@ public struct GatewayResponder: HTTPResponder {
             var headers = request.headers
             headers[idHeader] = requestId
             let length = request.headers[.contentLength].flatMap { Int($0) }
+            let limit = settings.maxRequestBodyBytes
+            if let length, length > limit {
+                return problem(Problem(
+                    status: .contentTooLarge, type: Problem.Kind.payloadTooLarge,
+                    detail: "The request body exceeds the limit of \(limit) bytes."))
+            }
             let body: MessageBody = length == 0 || (length == nil && request.headers[.transferEncoding] == nil)
-                ? .empty : .stream(StreamedBody(chunks: request.body, length: length))
+                ? .empty : .stream(StreamedBody(chunks: LimitedBody(request.body, limit: limit), length: length))
             let state = RequestState(
                 requestId: requestId, method: request.method, path: String(rawPath), query: query, headers: headers,
                 body: body, scheme: "http", authority: request.head.authority, clientAddress: context.clientAddress,

@@ -40,3 +40,33 @@ public struct StreamedBody: Sendable {
 public struct BodyTooLarge: Error, Sendable {
     public let limit: Int
 }
+
+/// Passes chunks through and fails with ``BodyTooLarge`` once more than `limit` bytes went by:
+/// a body is refused while it streams, not after it was buffered.
+public struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    public typealias Element = ByteBuffer
+    let base: Base
+    let limit: Int
+
+    public init(_ base: Base, limit: Int) {
+        self.base = base
+        self.limit = limit
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let limit: Int
+        var seen = 0
+
+        public mutating func next() async throws -> ByteBuffer? {
+            guard let chunk = try await base.next() else { return nil }
+            seen += chunk.readableBytes
+            if seen > limit { throw BodyTooLarge(limit: limit) }
+            return chunk
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), limit: limit)
+    }
+}

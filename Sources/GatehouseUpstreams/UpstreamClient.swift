@@ -109,6 +109,11 @@ public final class UpstreamClient: UpstreamForwarding {
 
     /// 504 for timeouts, 502 for everything else; the upstream URL only goes to the log.
     static func problem(for error: any Error, logger: Logger, url: String) -> Problem {
+        if let tooLarge = error as? BodyTooLarge {
+            // The client's body crossed the limit while it streamed: the upstream request was
+            // abandoned before it completed.
+            return Problem(status: .contentTooLarge, type: Problem.Kind.payloadTooLarge, detail: "The request body exceeds the limit of \(tooLarge.limit) bytes.")
+        }
         let timeout: Bool
         if let clientError = error as? HTTPClientError {
             timeout = [.connectTimeout, .readTimeout, .deadlineExceeded, .getConnectionFromPoolTimeout].contains(clientError)

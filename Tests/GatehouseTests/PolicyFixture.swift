@@ -22,6 +22,7 @@ enum PolicyFixture {
             ("GET", "/user", route(["user-setter", "user-reader"])),
             ("GET", "/spin", route(["spin"])),
             ("GET", "/hop", route([])),
+            ("POST", "/upload", route([])),
             ("GET", "/down", route([], handler: #"{ "type": "url-forward", "options": { "baseUrl": "http://127.0.0.1:1" } }"#)),
             ("GET", "/items/{id}", route([], handler: #"{ "type": "url-rewrite", "options": { "rewritePattern": "$env(UPSTREAM_MAIN)/v2/items/${params.id}?src=${headers.x-src}" } }"#)),
             ("GET", "/static", route([], handler: #"{ "type": "static", "options": { "status": 202, "headers": { "x-mock": "1" }, "body": "mocked" } }"#)),
@@ -37,7 +38,7 @@ enum PolicyFixture {
         return try ConfigFixture(files: [
             "config/routes.oas.json": routes,
             "config/policies.json": policies,
-            "config/gatehouse.json": #"{ "upstreamTimeoutMs": 1000, "luaTimeBudgetMs": 200, "luaInstructionBudget": 100000000000, "maxBufferedBodyBytes": 2048 }"#,
+            "config/gatehouse.json": #"{ "upstreamTimeoutMs": 1000, "luaTimeBudgetMs": 200, "luaInstructionBudget": 100000000000, "maxBufferedBodyBytes": 2048, "maxRequestBodyBytes": 65536 }"#,
             "plugins/short.lua": "return function(request, context)\n  return Response.json({ short = true, id = context.requestId }, 418)\nend\n",
             "plugins/boom.lua": "return function(request, context)\n  local settings = nil\n  return settings.missing\nend\n",
             "plugins/badreturn.lua": "return function() return 42 end\n",

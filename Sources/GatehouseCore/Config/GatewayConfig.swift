@@ -96,6 +96,7 @@ struct ConfigLoader {
                 case "connectTimeoutMs": settings.connectTimeoutMilliseconds = try positive(value)
                 case "upstreamTimeoutMs": settings.upstreamTimeoutMilliseconds = try positive(value)
                 case "maxBufferedBodyBytes": settings.maxBufferedBodyBytes = try positive(value)
+                case "maxRequestBodyBytes": settings.maxRequestBodyBytes = try positive(value)
                 case "luaInstructionBudget": settings.luaInstructionBudget = UInt64(try positive(value))
                 case "luaTimeBudgetMs": settings.luaTimeBudgetMilliseconds = try positive(value)
                 case "luaMemoryLimitBytes": settings.luaMemoryLimitBytes = try positive(value)

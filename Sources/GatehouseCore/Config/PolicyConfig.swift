@@ -44,6 +44,8 @@ public struct GatewaySettings: Sendable {
     public var upstreamTimeoutMilliseconds: Int = 30_000
     /// Largest request body a policy may read into memory (`request:text()`); larger → 413.
     public var maxBufferedBodyBytes: Int = 1 << 20
+    /// Largest request body accepted at all, counted while it streams; larger → 413.
+    public var maxRequestBodyBytes: Int = 10 << 20
     /// Per-invocation Lua budgets.
     public var luaInstructionBudget: UInt64 = 10_000_000
     public var luaTimeBudgetMilliseconds: Int = 1_000

@@ -1,0 +1,51 @@
+import Foundation
+import GatehouseTesting
+import Testing
+
+/// Hostile or malformed HTTP input over raw sockets: a clear 4xx, and nothing reaches the upstream.
+@Suite struct HardeningTests {
+    func withFixture(_ body: (Int, RunningUpstream) async throws -> Void) async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, upstreams, _ in try await body(gateway.port, upstreams["main"]!) }
+    }
+
+    @Test func aDeclaredBodyOverTheLimitIs413BeforeAnythingIsForwarded() async throws {
+        try await withFixture { port, upstream in
+            let r = try await RawHTTP.send(port: port, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n")
+            #expect(r.status == 413)
+            #expect(r.header("content-type") == "application/problem+json")
+            #expect(upstream.requestCount == 0)
+        }
+    }
+
+    @Test func aChunkedBodyIsCutOffWhenItCrossesTheLimitWhileStreaming() async throws {
+        try await withFixture { port, upstream in
+            let chunk = String(repeating: "z", count: 30_000)
+            let hex = String(chunk.utf8.count, radix: 16)
+            var request = "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            for _ in 0..<4 { request += "\(hex)\r\n\(chunk)\r\n" }
+            request += "0\r\n\r\n"
+            let r = try await RawHTTP.send(port: port, request)
+            #expect(r.status == 413)
+            #expect(r.body.contains("65536 bytes"))
+            #expect(upstream.requestCount == 0, "the upstream never received a complete request")
+        }
+    }
+
+    @Test(arguments: [
+        ("conflicting Content-Length and Transfer-Encoding", "POST /hop HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"),
+        ("two different Content-Length values", "POST /hop HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello!"),
+        ("a Content-Length that is not a number", "POST /hop HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\nConnection: close\r\n\r\n"),
+        ("an invalid header name", "GET /hop HTTP/1.1\r\nHost: x\r\nBad Header: y\r\nConnection: close\r\n\r\n"),
+        ("a header value with a bare CR", "GET /hop HTTP/1.1\r\nHost: x\r\nX-Evil: a\rb\r\nConnection: close\r\n\r\n"),
+        ("an oversized header", "GET /hop HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 100_000) + "\r\nConnection: close\r\n\r\n"),
+    ])
+    func ambiguousRequestsAreRefusedAndNeverForwarded(_ label: String, _ request: String) async throws {
+        try await withFixture { port, upstream in
+            let r = try await RawHTTP.send(port: port, request)
+            #expect((400...499).contains(r.status), "\(label): \(r.status)")
+            #expect(upstream.requestCount == 0, "\(label) reached the upstream")
+        }
+    }
+}

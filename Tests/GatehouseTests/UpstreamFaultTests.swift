@@ -1,0 +1,48 @@
+import Foundation
+import GatehouseTesting
+import Testing
+
+/// Upstreams that misbehave on purpose: the client gets a 502 problem naming no address (or, when
+/// the head was already sent, a cut connection), and the gateway keeps serving.
+@Suite struct UpstreamFaultTests {
+    func withFaultyUpstream(_ behaviour: BadUpstream.Behaviour, _ body: (TestGateway, BadUpstream) async throws -> Void) async throws {
+        let bad = try BadUpstream(behaviour)
+        defer { bad.stop() }
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([
+                ("GET", "/fault", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(BAD)" } } }"#),
+                ("GET", "/ok", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(UPSTREAM_MAIN)" } } }"#),
+            ]),
+            "config/policies.json": #"{ "policies": [] }"#,
+        ])
+        defer { fixture.remove() }
+        try await withGateway(fixture, environment: ["BAD": bad.url]) { gateway, _, _ in try await body(gateway, bad) }
+    }
+
+    @Test(arguments: [BadUpstream.Behaviour.garbage, .closeWithoutAnswer])
+    func aBrokenAnswerIs502AndTheGatewayKeepsServing(_ behaviour: BadUpstream.Behaviour) async throws {
+        try await withFaultyUpstream(behaviour) { gateway, bad in
+            for _ in 0..<3 {
+                let r = try await send(gateway.baseURL + "/fault")
+                #expect(r.status == 502)
+                #expect(r.json["type"] as? String == "urn:gatehouse:problem:upstream-unavailable")
+                #expect(!r.body.contains("127.0.0.1"))
+            }
+            #expect(bad.connections >= 3, "every attempt reached the faulty upstream")
+            #expect(try await send(gateway.baseURL + "/ok").status == 200)
+        }
+    }
+
+    @Test func aBodyCutShortAfterTheHeadEndsTheClientConnectionNotTheGateway() async throws {
+        try await withFaultyUpstream(.truncatedBody) { gateway, _ in
+            let port = gateway.port
+            let r = try? await RawHTTP.send(port: port, "GET /fault HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutSeconds: 5)
+            if let r {
+                #expect(r.status == 200, "the head was forwarded")
+                #expect(r.body.utf8.count < 1000, "the client sees the cut, not a made-up body")
+            }
+            let healthy = try await send(gateway.baseURL + "/ok")
+            #expect(healthy.status == 200)
+        }
+    }
+}
