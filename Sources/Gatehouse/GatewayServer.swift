@@ -69,7 +69,7 @@ public final class GatewayServer: Sendable {
             executors: EventLoopExecutors(group: eventLoopGroup))
         return Application(
             responder: responder,
-            server: .http1(configuration: .init(idleTimeout: .seconds(75))),
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(store.current.config.settings.idleTimeoutSeconds)))),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             eventLoopGroupProvider: .shared(eventLoopGroup),

@@ -29,6 +29,33 @@ public enum RawHTTP {
         }
     }
 
+    /// Opens a connection, sends nothing, and returns after how long the server closed it (nil if
+    /// it was still open after `waitSeconds`).
+    public static func silentConnection(port: Int, waitSeconds: Int) async throws -> Duration? {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result {
+                    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                    defer { close(fd) }
+                    var timeout = timeval(tv_sec: waitSeconds, tv_usec: 0)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    var address = sockaddr_in()
+                    address.sin_family = sa_family_t(AF_INET)
+                    address.sin_port = in_port_t(UInt16(port).bigEndian)
+                    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                    let connected = withUnsafePointer(to: &address) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                    guard connected == 0 else { throw TestHarnessError("connect() failed") }
+                    let started = ContinuousClock.now
+                    var byte: UInt8 = 0
+                    let n = read(fd, &byte, 1)
+                    return n == 0 ? ContinuousClock.now - started : nil
+                })
+            }.start()
+        }
+    }
+
     static func sendBlocking(port: Int, _ request: String, timeoutSeconds: Int) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestHarnessError("socket() failed") }

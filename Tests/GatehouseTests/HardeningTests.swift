@@ -48,4 +48,18 @@ import Testing
             #expect(upstream.requestCount == 0, "\(label) reached the upstream")
         }
     }
+
+    @Test func aSilentClientIsDisconnectedAfterTheIdleTimeout() async throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/a", #"{ "handler": { "type": "static" } }"#)]),
+            "config/policies.json": #"{ "policies": [] }"#,
+            "config/gatehouse.json": #"{ "idleTimeoutSeconds": 1 }"#,
+        ])
+        defer { fixture.remove() }
+        try await withGateway(fixture, upstreams: []) { gateway, _, _ in
+            let closedAfter = try await RawHTTP.silentConnection(port: gateway.port, waitSeconds: 5)
+            let after = try #require(closedAfter, "the connection was still open after 5 s")
+            #expect(after < .seconds(4))
+        }
+    }
 }

@@ -137,6 +137,16 @@ import Testing
         }
     }
 
+    @Test func aPolicyCanHaveATighterBudgetThanTheDefault() async throws {
+        try await withFixture { gateway, _, logs in
+            let r = try await send(gateway.baseURL + "/tight")
+            #expect(r.status == 500)
+            #expect(r.json["detail"] as? String == "The policy 'tight' exceeded its instruction budget.")
+            #expect(logs.all.contains { $0.metadata["policy"] == "tight" && $0.metadata["budget"] == "instruction" })
+            #expect(try await send(gateway.baseURL + "/hop").status == 200, "other policies keep the default")
+        }
+    }
+
     @Test func runawayPolicyIsStoppedByItsBudgetAndTheVMServesTheNextRequest() async throws {
         try await withFixture { gateway, _, logs in
             let r = try await send(gateway.baseURL + "/spin")

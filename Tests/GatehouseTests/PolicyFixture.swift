@@ -21,6 +21,7 @@ enum PolicyFixture {
             ("GET", "/wrapped", route([], ["wrap"])),
             ("GET", "/user", route(["user-setter", "user-reader"])),
             ("GET", "/spin", route(["spin"])),
+            ("GET", "/tight", route(["tight"])),
             ("GET", "/hop", route([])),
             ("POST", "/upload", route([])),
             ("GET", "/down", route([], handler: #"{ "type": "url-forward", "options": { "baseUrl": "http://127.0.0.1:1" } }"#)),
@@ -34,6 +35,7 @@ enum PolicyFixture {
             lua("short"), lua("boom"), lua("badreturn"), lua("keeper"), lua("setter"), lua("bodyreader"),
             lua("failopen", extra: #", "failMode": "open""#), lua("wrap", "custom-code-outbound"),
             lua("user-setter"), lua("user-reader"), lua("spin"),
+            lua("tight", extra: #", "budget": { "instructions": 100000 }"#),
         ].joined(separator: ",\n") + "] }"
         return try ConfigFixture(files: [
             "config/routes.oas.json": routes,
@@ -91,6 +93,8 @@ enum PolicyFixture {
                 end
                 """,
             "plugins/spin.lua": "return function()\n  while true do end\nend\n",
+            // About 3M instructions: fine under the default budget, too much for its own.
+            "plugins/tight.lua": "return function(request)\n  local n = 0\n  for i = 1, 1e6 do n = n + i end\n  return request\nend\n",
         ])
     }
 }

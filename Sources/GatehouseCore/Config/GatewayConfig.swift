@@ -97,6 +97,7 @@ struct ConfigLoader {
                 case "upstreamTimeoutMs": settings.upstreamTimeoutMilliseconds = try positive(value)
                 case "maxBufferedBodyBytes": settings.maxBufferedBodyBytes = try positive(value)
                 case "maxRequestBodyBytes": settings.maxRequestBodyBytes = try positive(value)
+                case "idleTimeoutSeconds": settings.idleTimeoutSeconds = try positive(value)
                 case "luaInstructionBudget": settings.luaInstructionBudget = UInt64(try positive(value))
                 case "luaTimeBudgetMs": settings.luaTimeBudgetMilliseconds = try positive(value)
                 case "luaMemoryLimitBytes": settings.luaMemoryLimitBytes = try positive(value)
@@ -142,6 +143,15 @@ struct ConfigLoader {
         let typeNode = try node.requiredMember("policyType")
         let type = try typeNode.string()
         var config = PolicyConfig(name: name, policyType: type, module: nil, export: nil, options: .object([:]), failOpen: false, location: node.error(""))
+        if let budget = try node.member("budget") {
+            for (key, value) in try budget.members() {
+                switch key {
+                case "instructions": config.instructionBudget = UInt64(try positive(value))
+                case "timeMs": config.timeBudgetMilliseconds = try positive(value)
+                default: throw value.error("unknown budget '\(key)' (instructions, timeMs)")
+                }
+            }
+        }
         if let options = try node.member("options") { config.options = try options.json() }
         if let fail = try node.member("failMode") {
             switch try fail.string() {

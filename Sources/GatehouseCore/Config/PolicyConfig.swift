@@ -11,6 +11,9 @@ public struct PolicyConfig: Sendable {
     /// `closed` (default): an error in the policy answers 500. `open`: the error is logged and
     /// the chain goes on. Authentication policies are always closed.
     public var failOpen: Bool
+    /// Per-policy overrides of the Lua budgets (nil: the defaults from gatehouse.json).
+    public var instructionBudget: UInt64?
+    public var timeBudgetMilliseconds: Int?
     public var location: ConfigError
 
     public var isLua: Bool { policyType == "custom-code-inbound" || policyType == "custom-code-outbound" }
@@ -53,6 +56,8 @@ public struct GatewaySettings: Sendable {
     public var luaMemoryLimitBytes: Int = 64 << 20
     /// Name of the request id header.
     public var requestIdHeader: String = "x-request-id"
+    /// Close a client connection after this long without a byte (keep-alive idle time included).
+    public var idleTimeoutSeconds: Int = 75
 
     public init() {}
 }

@@ -39,11 +39,14 @@ public final class PolicyRuntime: @unchecked Sendable {
     private var runLoaderRef: Int32 = 0
     var requireRef: Int32 = 0
 
-    /// A Lua function ready to be invoked, with its options table.
+    /// A Lua function ready to be invoked, with its options table and budget.
     struct Compiled {
         let functionRef: Int32
         let optionsRef: Int32
+        var budget: LuaBudget?
     }
+    /// The budget from gatehouse.json, for invocations without an override.
+    private var defaultBudget: LuaBudget = .default
     private var policies: [String: Compiled] = [:]
     private var handlers: [Int: Compiled] = [:]
     /// `name` and `version` declared by each loaded module (module name → values).
@@ -61,6 +64,7 @@ public final class PolicyRuntime: @unchecked Sendable {
         vm.budget = LuaBudget(
             instructions: config.settings.luaInstructionBudget,
             timeNanoseconds: UInt64(config.settings.luaTimeBudgetMilliseconds) * 1_000_000)
+        defaultBudget = vm.budget
         self.loop = loop
         self.sources = sources
         self.environment = config.environment
@@ -136,7 +140,13 @@ public final class PolicyRuntime: @unchecked Sendable {
                     throw PolicyLoadError(message: "\(owner): " + problems.lines.joined(separator: "; "), config: policy.location)
                 }
             }
-            policies[policy.name] = Compiled(functionRef: ref, optionsRef: optionsRef(options))
+            var compiled = Compiled(functionRef: ref, optionsRef: optionsRef(options))
+            if policy.instructionBudget != nil || policy.timeBudgetMilliseconds != nil {
+                compiled.budget = LuaBudget(
+                    instructions: policy.instructionBudget ?? config.settings.luaInstructionBudget,
+                    timeNanoseconds: UInt64(policy.timeBudgetMilliseconds ?? config.settings.luaTimeBudgetMilliseconds) * 1_000_000)
+            }
+            policies[policy.name] = compiled
         }
         for (index, route) in config.routes.enumerated() {
             guard case .lua(let module, let export, let options) = route.handler else { continue }
@@ -391,6 +401,14 @@ public final class PolicyRuntime: @unchecked Sendable {
     private func resume(_ co: LuaCoroutine, arguments: Int32, entry: Entry, state: RequestState) -> Step {
         current = state
         currentCoroutine = co.state
+        // Invocations interleave at yields: arm this entry's own budget for every resume.
+        if case .inbound(let name) = entry, let budget = policies[name]?.budget {
+            vm.budget = budget
+        } else if case .outbound(let name, _) = entry, let budget = policies[name]?.budget {
+            vm.budget = budget
+        } else {
+            vm.budget = defaultBudget
+        }
         let outcome = vm.resume(co, arguments: arguments)
         current = nil
         currentCoroutine = nil
