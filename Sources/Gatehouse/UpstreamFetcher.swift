@@ -18,38 +18,29 @@ struct UpstreamFetcher: HTTPFetching {
         let timeout = request.timeout
         let client = self.client
         let prepared = outgoing
-        return await withTaskGroup(of: Result<ResponseState, FetchFailure>?.self) { group in
-            group.addTask {
-                do {
-                    let response = try await client.execute(prepared, deadline: .now() + .nanoseconds(timeout.nanoseconds))
-                    let body = try await response.body.collect(upTo: maxBodyBytes)
-                    var fields = HTTPFields()
-                    for (name, value) in response.headers {
-                        if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) }
-                    }
-                    fields[.transferEncoding] = nil
-                    fields[.contentLength] = nil
-                    return .success(ResponseState(
-                        status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields,
-                        body: body.readableBytes == 0 ? .empty : .buffered(body)))
-                } catch let error as NIOTooManyBytesError {
-                    _ = error
-                    return .failure(FetchFailure("the response of \(request.url) exceeds \(maxBodyBytes) bytes"))
-                } catch {
-                    if let e = error as? HTTPClientError, e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
-                        return .failure(FetchFailure("\(request.url) did not answer within \(timeout)"))
-                    }
-                    return .failure(FetchFailure("\(request.url) failed: \(error)"))
+        let outcome = await withTimeout(timeout) { () -> Result<ResponseState, FetchFailure> in
+            do {
+                let response = try await client.execute(prepared, deadline: .now() + .nanoseconds(timeout.nanoseconds))
+                let body = try await response.body.collect(upTo: maxBodyBytes)
+                var fields = HTTPFields()
+                for (name, value) in response.headers {
+                    if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) }
                 }
+                fields[.transferEncoding] = nil
+                fields[.contentLength] = nil
+                return .success(ResponseState(
+                    status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields,
+                    body: body.readableBytes == 0 ? .empty : .buffered(body)))
+            } catch is NIOTooManyBytesError {
+                return .failure(FetchFailure("the response of \(request.url) exceeds \(maxBodyBytes) bytes"))
+            } catch {
+                if let e = error as? HTTPClientError, e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
+                    return .failure(FetchFailure("\(request.url) did not answer within \(timeout)"))
+                }
+                return .failure(FetchFailure("\(request.url) failed: \(error)"))
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = await group.next()!
-            group.cancelAll()
-            return first ?? .failure(FetchFailure("\(request.url) did not answer within \(timeout)"))
         }
+        return outcome ?? .failure(FetchFailure("\(request.url) did not answer within \(timeout)"))
     }
 }
 

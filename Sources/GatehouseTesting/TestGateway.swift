@@ -65,37 +65,64 @@ public final class TestGateway: Sendable {
     }
 }
 
-/// An ``EchoUpstream`` serving on an ephemeral port.
-public final class RunningUpstream: Sendable {
-    public let echo: EchoUpstream
+/// A test server (an echo upstream, the data service) on an ephemeral port, in this process.
+public final class RunningServer<Server: Sendable>: Sendable {
+    public let server: Server
     public let port: Int
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    public static func start(name: String) async throws -> RunningUpstream {
-        let echo = EchoUpstream(name: name)
-        var logger = Logger(label: "echo")
-        logger.logLevel = .error
-        let (port, group, task) = try await runUntilBound(logger: logger) { onRunning in
-            echo.application(port: 0, onRunning: onRunning)
-        }
-        return RunningUpstream(echo: echo, port: port, group: group, task: task)
-    }
-
-    private init(echo: EchoUpstream, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
-        self.echo = echo
+    init(server: Server, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.server = server
         self.port = port
         self.group = group
         self.task = task
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }
-    public var requestCount: Int { echo.requestCount }
 
     public func stop() async throws {
         await group.triggerGracefulShutdown()
         try await task.value
     }
+
+    static func quietLogger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = .error
+        return logger
+    }
+}
+
+/// An ``EchoUpstream`` on an ephemeral port.
+public typealias RunningUpstream = RunningServer<EchoUpstream>
+
+extension RunningServer where Server == EchoUpstream {
+    public static func start(name: String) async throws -> RunningUpstream {
+        let echo = EchoUpstream(name: name)
+        let (port, group, task) = try await runUntilBound(logger: quietLogger("echo")) { onRunning in
+            echo.application(port: 0, onRunning: onRunning)
+        }
+        return RunningServer(server: echo, port: port, group: group, task: task)
+    }
+
+    public var echo: EchoUpstream { server }
+    public var requestCount: Int { server.requestCount }
+}
+
+/// A ``DemoDataService`` (the examples' config service) on an ephemeral port.
+public typealias RunningDataService = RunningServer<DemoDataService>
+
+extension RunningServer where Server == DemoDataService {
+    public static func start(directory: String, environment: [String: String]) async throws -> RunningDataService {
+        let service = DemoDataService(directory: directory, environment: environment)
+        let (port, group, task) = try await runUntilBound(logger: quietLogger("data")) { onRunning in
+            service.application(port: 0, onRunning: onRunning)
+        }
+        return RunningServer(server: service, port: port, group: group, task: task)
+    }
+
+    public var service: DemoDataService { server }
+    public var requestCount: Int { server.requestCount }
 }
 
 /// Runs the application `make` builds in a service group and returns once it listens.
@@ -114,37 +141,4 @@ private func runUntilBound<App: ApplicationProtocol>(
 public struct TestHarnessError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// A ``DemoDataService`` (the examples' config service) on an ephemeral port.
-public final class RunningDataService: Sendable {
-    public let service: DemoDataService
-    public let port: Int
-    private let group: ServiceGroup
-    private let task: Task<Void, any Error>
-
-    public static func start(directory: String, environment: [String: String]) async throws -> RunningDataService {
-        let service = DemoDataService(directory: directory, environment: environment)
-        var logger = Logger(label: "data")
-        logger.logLevel = .error
-        let (port, group, task) = try await runUntilBound(logger: logger) { onRunning in
-            service.application(port: 0, onRunning: onRunning)
-        }
-        return RunningDataService(service: service, port: port, group: group, task: task)
-    }
-
-    private init(service: DemoDataService, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
-        self.service = service
-        self.port = port
-        self.group = group
-        self.task = task
-    }
-
-    public var url: String { "http://127.0.0.1:\(port)" }
-    public var requestCount: Int { service.requestCount }
-
-    public func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
-    }
 }

@@ -44,7 +44,7 @@ import Testing
         let fixture = try PolicyFixture.make()
         defer { fixture.remove() }
         try await withGateway(fixture) { gateway, _, _ in
-            let r = try await send(gateway.baseURL + "/hop", headers: [("x-echo-delay-ms", "3000")])
+            let r = try await send(gateway.baseURL + "/hop", headers: [("x-echo-delay-ms", "4000")])
             #expect(r.status == 504)
             #expect(r.json["type"] as? String == "urn:gatehouse:problem:upstream-timeout")
         }

@@ -16,7 +16,7 @@ import Testing
         while upstream.requestCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
         try await gateway.stop()
         let reply = try await inFlight.value
-        #expect(reply.status == 200)
+        #expect(reply.status == 200, "\(reply.status) \(reply.body)")
         #expect(reply.json["upstream"] as? String == "main")
         try await upstream.stop()
     }

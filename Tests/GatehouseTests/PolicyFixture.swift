@@ -40,7 +40,7 @@ enum PolicyFixture {
         return try ConfigFixture(files: [
             "config/routes.oas.json": routes,
             "config/policies.json": policies,
-            "config/gatehouse.json": #"{ "upstreamTimeoutMs": 1000, "luaTimeBudgetMs": 200, "luaInstructionBudget": 100000000000, "maxBufferedBodyBytes": 2048, "maxRequestBodyBytes": 65536 }"#,
+            "config/gatehouse.json": #"{ "upstreamTimeoutMs": 2000, "luaTimeBudgetMs": 200, "luaInstructionBudget": 100000000000, "maxBufferedBodyBytes": 2048, "maxRequestBodyBytes": 65536 }"#,
             "plugins/short.lua": "return function(request, context)\n  return Response.json({ short = true, id = context.requestId }, 418)\nend\n",
             "plugins/boom.lua": "return function(request, context)\n  local settings = nil\n  return settings.missing\nend\n",
             "plugins/badreturn.lua": "return function() return 42 end\n",

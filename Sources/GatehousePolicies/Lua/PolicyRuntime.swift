@@ -524,24 +524,15 @@ public final class PolicyRuntime: @unchecked Sendable {
     func runLoad(_ name: String, key: String) async -> Result<JSONValue, FetchFailure> {
         let timeout = services.loaders.options(name)?.timeout ?? .seconds(10)
         let state = RequestState.background(label: "loader \(name)")
-        let outcome = await withTaskGroup(of: Result<JSONValue, FetchFailure>?.self) { group in
-            group.addTask {
-                switch await self.run(.loader(name: name, key: key), state: state) {
-                case .value(let value): return .success(value)
-                case .failed(let failure): return .failure(FetchFailure(failure.message))
-                default: return .failure(FetchFailure("the load function returned nothing"))
-                }
+        // The load itself is not interrupted (Lua code runs to completion on its VM); a late
+        // value is discarded.
+        let outcome = await withTimeout(timeout) { () -> Result<JSONValue, FetchFailure> in
+            switch await self.run(.loader(name: name, key: key), state: state) {
+            case .value(let value): return .success(value)
+            case .failed(let failure): return .failure(FetchFailure(failure.message))
+            default: return .failure(FetchFailure("the load function returned nothing"))
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = await group.next()!
-            group.cancelAll()
-            // The load itself is not interrupted (Lua code runs to completion on its VM); a late
-            // value is discarded.
-            return first ?? .failure(FetchFailure("the load did not finish within \(timeout)"))
-        }
+        } ?? .failure(FetchFailure("the load did not finish within \(timeout)"))
         await finish(state)
         if case .failure(let failure) = outcome {
             logger.warning("loader failed; the last good value (if any) keeps being served", metadata: [
