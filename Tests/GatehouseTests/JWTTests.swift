@@ -93,6 +93,27 @@ import Testing
         }
     }
 
+    /// Keys may also be given as JWKs in the policy's options.
+    @Test func aKeyGivenAsAJWKInTheConfigVerifies() async throws {
+        let jwks = try String(contentsOfFile: Self.fixtures + "/jwks.json", encoding: .utf8)
+        let set = try JSONSerialization.jsonObject(with: Data(jwks.utf8)) as! [String: Any]
+        let keys = (set["set"] as! [String: Any])["keys"] as! [[String: Any]]
+        let rsa = String(decoding: try JSONSerialization.data(withJSONObject: keys[0]), as: UTF8.self)
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/a", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["j", "whoami"] } }"#)]),
+            "config/policies.json": #"{ "policies": [ { "name": "j", "policyType": "jwt-inbound", "options": { "keys": [ { "jwk": "# + rsa + #" } ], "audience": "gatehouse-tests" } }, "#
+                + #"{ "name": "whoami", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/whoami)" } } ] }"#,
+            "plugins/whoami.lua": "return function(request) return Response.json({ sub = request.user.sub }) end\n",
+        ])
+        defer { fixture.remove() }
+        try await withGateway(fixture, upstreams: []) { gateway, _, _ in
+            let ok = try await call(gateway, "/a", token: Self.tokens["jwks_rsa"]!)
+            #expect(ok.status == 200, "\(ok.body)")
+            #expect(ok.json["sub"] as? String == "user-42")
+            #expect(try await call(gateway, "/a", token: Self.tokens["jwks_ec"]!).status == 401, "an EC token against an RSA-only policy")
+        }
+    }
+
     @Test func aShortHMACSecretIsAConfigErrorNotACrash() async throws {
         let fixture = try ConfigFixture(files: [
             "config/routes.oas.json": ConfigFixture.routes([("GET", "/a", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["j"] } }"#)]),

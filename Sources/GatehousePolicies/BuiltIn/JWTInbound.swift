@@ -66,6 +66,25 @@ public final class JWTInbound: BuiltInInboundPolicy {
         var collections: [String: JWTKeyCollection] = [:]
         var algorithms: Set<String> = []
         for (i, spec) in (options["keys"]?.arrayValue ?? []).enumerated() {
+            if let jwkJSON = spec["jwk"] {
+                // A public JWK (RSA, EC or OKP) with its "alg".
+                guard let alg = jwkJSON["alg"]?.stringValue ?? spec["alg"]?.stringValue, Self.asymmetric.contains(alg) else {
+                    throw fail("options.keys[\(i)].jwk needs an \"alg\" (RS*, PS*, ES* or EdDSA)")
+                }
+                guard case .object(var members) = jwkJSON else { throw fail("options.keys[\(i)].jwk must be an object") }
+                members["alg"] = .string(alg)
+                members["kid"] = .string(members["kid"]?.stringValue ?? spec["kid"]?.stringValue ?? "gatehouse-key-\(i)")
+                do {
+                    let jwk = try JSONDecoder().decode(JWK.self, from: Data(JSONValue.object(members).serialized()))
+                    let keys = collections[alg] ?? JWTKeyCollection()
+                    collections[alg] = keys
+                    try await keys.add(jwk: jwk)
+                } catch {
+                    throw fail("options.keys[\(i)].jwk cannot be read (\(error))")
+                }
+                algorithms.insert(alg)
+                continue
+            }
             guard let alg = spec["alg"]?.stringValue else { throw fail("options.keys[\(i)].alg is required") }
             // Keys without a kid get one: jwt-kit keeps a single kid-less ("default") key.
             let kid = JWKIdentifier(string: spec["kid"]?.stringValue ?? "gatehouse-key-\(i)")
