@@ -2,6 +2,7 @@ public import GatehousePolicies
 import GatehouseCore
 import GatehouseUpstreams
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 public import NIOCore
 public import NIOPosix
@@ -67,9 +68,20 @@ public final class GatewayServer: Sendable {
         let responder = GatewayResponder(
             store: store, pipeline: RequestPipeline(upstream: upstream, logger: logger), logger: logger,
             executors: EventLoopExecutors(group: eventLoopGroup))
+        let settings = store.current.config.settings
+        let counter = ConnectionCounter()
+        let requestTimeout = TimeAmount.seconds(Int64(settings.requestTimeoutSeconds))
+        let maxConnections = settings.maxConnections
+        var decoder = HTTP1Channel.Configuration.DecoderConfiguration()
+        decoder.maxHeaderListSize = settings.maxHeaderBytes
+        decoder.maxHeaderFieldSize = settings.maxHeaderBytes
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(requestTimeout: requestTimeout, maxConnections: maxConnections, counter: counter)],
+            idleTimeout: .seconds(Int64(settings.idleTimeoutSeconds)),
+            httpDecoderConfiguration: decoder)
         return Application(
             responder: responder,
-            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(store.current.config.settings.idleTimeoutSeconds)))),
+            server: .http1(configuration: http1),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             eventLoopGroupProvider: .shared(eventLoopGroup),

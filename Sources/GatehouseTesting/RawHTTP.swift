@@ -67,7 +67,7 @@ public enum RawHTTP {
     }
 
     /// A blocking TCP connection to 127.0.0.1:`port` whose reads time out after `timeoutSeconds`.
-    static func connectLoopback(port: Int, timeoutSeconds: Int) throws -> Int32 {
+    public static func connectLoopback(port: Int, timeoutSeconds: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestHarnessError("socket() failed") }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)

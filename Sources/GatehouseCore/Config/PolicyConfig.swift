@@ -58,6 +58,15 @@ public struct GatewaySettings: Sendable {
     public var requestIdHeader: String = "x-request-id"
     /// Close a client connection after this long without a byte (keep-alive idle time included).
     public var idleTimeoutSeconds: Int = 75
+    /// A whole request (head and body) must arrive within this long after the connection opened
+    /// or the previous response ended; otherwise 408 and close (slow-drip clients).
+    public var requestTimeoutSeconds: Int = 60
+    /// Largest size of the request's header section; larger → 431.
+    public var maxHeaderBytes: Int = 32 * 1024
+    /// Client connections served at once; more are answered 503 and closed.
+    public var maxConnections: Int = 10_000
+    /// After SIGTERM/SIGINT, how long in-flight requests may take before they are cut (and logged).
+    public var shutdownGraceSeconds: Int = 30
 
     public init() {}
 }
