@@ -63,7 +63,7 @@ import Testing
                 """,
             "plugins/slowfetch.lua": """
                 return function(request, context, options)
-                  local res = http.fetch(options.upstream .. "/slow", { headers = { ["x-echo-delay-ms"] = "1500" } })
+                  local res = http.fetch(options.upstream .. "/slow", { headers = { ["x-echo-delay-ms"] = "5000" } })
                   return Response.json({ status = res.status })
                 end
                 """,
