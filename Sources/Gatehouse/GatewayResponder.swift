@@ -77,6 +77,10 @@ public struct GatewayResponder: HTTPResponder {
             let runtime = snapshot.runtime(for: context.eventLoop)
             let result = await pipeline.handle(state, route: index, snapshot: snapshot, runtime: runtime)
             await runtime.finish(state)
+            if Task.isCancelled {
+                // Shutdown's grace period ran out while this request was in flight.
+                logger.warning("request cut short by shutdown", metadata: ["request-id": .string(requestId), "route": .string(state.route.label)])
+            }
             return Self.response(result, requestId: requestId, idHeader: idHeader)
         }
     }

@@ -64,7 +64,27 @@ struct RequestPipeline: Sendable {
             headers[.xForwardedHost] = authority
             if preserveHost && headers[.host] == nil { headers[.host] = authority }
         }
-        let answer = try await upstream.send(.init(url: url, method: state.method, headers: headers, body: state.body), logger: logger)
+        let outgoing = UpstreamClient.Request(url: url, method: state.method, headers: headers, body: state.body)
+        let answer: UpstreamClient.Response
+        do {
+            answer = try await upstream.send(outgoing, logger: logger)
+        } catch {
+            // Nothing has reached the client yet. Retry once when that is safe: an idempotent
+            // method, a body that can be sent again, and a failure before the upstream answered
+            // (not a timeout, where the upstream may have acted on the request).
+            guard Self.idempotent.contains(state.method), Self.replayable(state.body), error.type == Problem.Kind.upstreamUnavailable else {
+                throw error
+            }
+            logger.info("retrying an idempotent request once after an upstream failure", metadata: ["request-id": .string(state.requestId)])
+            answer = try await upstream.send(outgoing, logger: logger)
+        }
         return ResponseState(status: answer.status, headers: answer.headers, body: answer.body)
+    }
+
+    static let idempotent: Set<HTTPRequest.Method> = [.get, .head, .options, .put, .delete, .trace]
+
+    static func replayable(_ body: MessageBody) -> Bool {
+        if case .stream = body { return false }
+        return true
     }
 }

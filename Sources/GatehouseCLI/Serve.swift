@@ -75,9 +75,17 @@ struct Serve: AsyncParsableCommand {
                 reloader: reloader, store: server.store, host: adminHost, port: adminPort, token: token, logger: logger
             ) { bound in logger.notice("admin endpoint on http://\(adminHost):\(bound)") }))
         }
-        let group = ServiceGroup(configuration: .init(
-            services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
-        try await group.run()
+        var configuration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+        // In-flight requests get this long to finish; then they are cut (each one is logged).
+        let grace = server.store.current.config.settings.shutdownGraceSeconds
+        configuration.maximumGracefulShutdownDuration = .seconds(grace)
+        do {
+            try await ServiceGroup(configuration: configuration).run()
+        } catch {
+            logger.warning("requests still running after the \(grace) s grace period were cut", metadata: ["reason": .string("\(error)")])
+        }
         await server.shutdown()
+        logger.notice("gatehouse stopped")
     }
 }

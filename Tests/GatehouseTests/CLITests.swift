@@ -187,6 +187,42 @@ import Testing
         try await gateway.stop()
     }
 
+    /// SIGTERM: in-flight requests get the grace period; one still running when it ends is cut,
+    /// logged, and the process exits 0.
+    @Test func sigtermCutsWhatOutlastsTheGracePeriodAndSaysSo() async throws {
+        let upstream = try await RunningUpstream.start(name: "slow")
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([
+                ("GET", "/slow", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(SLOW)" } } }"#)]),
+            "config/policies.json": #"{ "policies": [] }"#,
+            "config/gatehouse.json": #"{ "shutdownGraceSeconds": 1 }"#,
+        ])
+        defer { fixture.remove() }
+        let port = 20_000 + Int.random(in: 0..<20_000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = ["serve", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory, "--port", "\(port)", "--no-watch"]
+        process.environment = ["SLOW": upstream.url]
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        for _ in 0..<100 where (try? await send("http://127.0.0.1:\(port)/nope")) == nil {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let inFlight = Task { try? await send("http://127.0.0.1:\(port)/slow", headers: [("x-echo-delay-ms", "6000")]) }
+        while upstream.requestCount == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        let signalled = ContinuousClock.now
+        kill(process.processIdentifier, SIGTERM)
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        _ = await inFlight.value
+        #expect(ContinuousClock.now - signalled < .seconds(5), "the grace period, not the 6 s request, bounds the shutdown")
+        #expect(process.terminationStatus == 0)
+        #expect(log.contains("request cut short by shutdown"), "\(log)")
+        try await upstream.stop()
+    }
+
     @Test func routesExplainSaysWhichRouteWins() throws {
         let result = try run(["routes", "--config", "config", "--explain", "GET /v1/customers/42"])
         #expect(result.status == 0)

@@ -11,6 +11,7 @@ import Testing
         let fixture = try ConfigFixture(files: [
             "config/routes.oas.json": ConfigFixture.routes([
                 ("GET", "/fault", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(BAD)" } } }"#),
+                ("POST", "/fault", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(BAD)" } } }"#),
                 ("GET", "/ok", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(UPSTREAM_MAIN)" } } }"#),
             ]),
             "config/policies.json": #"{ "policies": [] }"#,
@@ -30,6 +31,17 @@ import Testing
             }
             #expect(bad.connections >= 3, "every attempt reached the faulty upstream")
             #expect(try await send(gateway.baseURL + "/ok").status == 200)
+        }
+    }
+
+    @Test func idempotentRequestsAreRetriedOnceAndOthersNever() async throws {
+        try await withFaultyUpstream(.closeWithoutAnswer) { gateway, bad in
+            let get = try await send(gateway.baseURL + "/fault")
+            #expect(get.status == 502)
+            #expect(bad.connections == 2, "GET: one retry")
+            let post = try await send(gateway.baseURL + "/fault", method: .POST, body: "pay once")
+            #expect(post.status == 502)
+            #expect(bad.connections == 3, "POST: no retry")
         }
     }
 
