@@ -163,6 +163,25 @@ import Testing
         #expect(vm.main.toBool(at: -1))
     }
 
+    /// Hooks cannot interrupt Lua's C pattern matcher: costly patterns are refused before they run.
+    @Test func catastrophicPatternsAreRefusedAndOrdinaryOnesWork() throws {
+        let vm = try LuaVM()
+        for call in ["string.find(string.rep('a', 300), '.-.-.-b')", "(string.rep('a', 300)):match('.*.*.*b')",
+                     "string.gsub(string.rep('a', 100000), '.-x', '')"] {
+            do {
+                try run(vm, "return " + call)
+                Issue.record("\(call) was allowed")
+            } catch {
+                #expect(error.message.contains("pattern too costly"), "\(error.message)")
+            }
+        }
+        try run(vm, "return select('#', ('k=v&a=b&c=d'):gsub('([^&=]+)=([^&=]*)', '%1'))")
+        try run(vm, "return (string.rep('ab', 50000)):find('abab', 1, true) ~= nil and (string.rep('x', 1000)):match('^(.-)$') ~= nil")
+        #expect(vm.main.toBool(at: -1))
+        try run(vm, "return ('%d'):format(7) == '7' and (('a.b'):find('.', 1, true)) == 2")
+        #expect(vm.main.toBool(at: -1))
+    }
+
     @Test func scriptErrorsCarryFileLineAndTraceback() throws {
         let vm = try LuaVM()
         do {

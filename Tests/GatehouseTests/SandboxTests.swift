@@ -36,6 +36,8 @@ import Testing
         ("memory-bomb", "local s = 'x' while true do s = s .. s end"),
         ("huge-table", "local t = {} for i = 1, 1e9 do t[i] = i end"),
         ("deep-recursion", "local function f(n) return 1 + f(n + 1) end f(1)"),
+        ("pattern-bomb", "string.find(string.rep('a', 300), '.-.-.-b')"),
+        ("pattern-bomb-method", "(string.rep('a', 300)):match('.*.*.*b')"),
     ]
 
     static func fixture() throws -> ConfigFixture {
