@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "gatehouse", targets: ["GatehouseCLI"]),
         .library(name: "Gatehouse", targets: ["Gatehouse"]),
+        .executable(name: "gatehouse-fuzz", targets: ["GatehouseFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -123,6 +124,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(name: "GatehouseFuzz", dependencies: ["GatehouseTesting"], swiftSettings: strict),
         .testTarget(name: "GatehouseLuaTests", dependencies: ["GatehouseLua", "CGatehouseLua"], swiftSettings: strict),
         .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"], swiftSettings: strict),
         .testTarget(

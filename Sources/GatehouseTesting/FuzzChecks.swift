@@ -1,0 +1,50 @@
+import Foundation
+import GatehouseCore
+import HTTPTypes
+
+/// The properties the fuzz harness (`gatehouse-fuzz`) checks on each input, shared with the
+/// regression test that replays saved inputs. Each returns a description of a violated
+/// invariant, or nil; a crash is a failure by itself.
+public enum FuzzChecks {
+    static let table = RouteTable([
+        "/v1/{+path}", "/v1/customers/{id}", "/v1/customers/me", "/health", "/a/{x}/b/{y}",
+    ].compactMap { text in
+        (try? RouteTemplate(text)).map {
+            RouteConfig(template: $0, method: .get, operationId: nil, handler: .staticResponse(status: 200, headers: [], body: ""),
+                        inbound: [], outbound: [], location: ConfigError(file: "fuzz", message: ""))
+        }
+    })
+
+    /// Path normalisation and routing: no dot segments, no control characters, no crash.
+    public static func path(_ bytes: [UInt8]) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let template = try? RouteTemplate(text) {
+            _ = template.match(["a", "b", "c"])
+            _ = template.shape
+        }
+        guard let segments = try? PathCoding.segments(of: text[...]) else { return nil }
+        for segment in segments {
+            if segment == "." || segment == ".." { return "dot segment survived normalisation: \(text.debugDescription)" }
+            if segment.isEmpty { return "empty segment: \(text.debugDescription)" }
+            if segment.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                return "control character survived normalisation: \(text.debugDescription)"
+            }
+        }
+        _ = table.match(method: .get, segments: segments)
+        return nil
+    }
+
+    /// The config loader: any bytes either load or are reported as errors, never a crash.
+    public static func config(_ bytes: [UInt8], scratch: String) -> String? {
+        try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let policies = #"{ "policies": [ { "name": "auth", "policyType": "api-key-inbound" } ] }"#
+        try? Data(bytes).write(to: URL(fileURLWithPath: scratch + "/routes.oas.json"))
+        try? Data(policies.utf8).write(to: URL(fileURLWithPath: scratch + "/policies.json"))
+        do {
+            _ = try GatewayConfig.load(directory: scratch, processEnvironment: ["X": "y"])
+        } catch {
+            if error.errors.isEmpty { return "a failed load reported no error" }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,21 @@
+import Foundation
+import GatehouseTesting
+import Testing
+
+/// Replays every input the fuzzer ever saved (Tests/Fixtures/fuzz-regressions), plus the seeds.
+@Suite struct FuzzRegressionTests {
+    @Test func savedInputsKeepPassing() throws {
+        let directory = ConfigFixture.repositoryRoot() + "/Tests/Fixtures/fuzz-regressions"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let scratch = NSTemporaryDirectory() + "gatehouse-fuzz-replay-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        for name in names where !name.hasPrefix(".") && name != "README.md" {
+            let bytes = Array(FileManager.default.contents(atPath: directory + "/" + name) ?? Data())
+            let violation = name.hasPrefix("config") ? FuzzChecks.config(bytes, scratch: scratch) : FuzzChecks.path(bytes)
+            #expect(violation == nil, "\(name): \(violation ?? "")")
+        }
+        for path in ["/a/%2e%2E/b", "/%2e", "/a/.%2e/b", "/a/%00b", "/\u{7F}", "//", "/a/b/../c"] {
+            #expect(FuzzChecks.path(Array(path.utf8)) == nil, "\(path)")
+        }
+    }
+}
