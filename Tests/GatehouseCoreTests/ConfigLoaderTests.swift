@@ -100,6 +100,14 @@ import Testing
         }
     }
 
+    @Test func authenticationPoliciesAlwaysFailClosed() throws {
+        let config = try load([
+            "routes.oas.json": routes(#"{ "handler": { "type": "static" }, "policies": { "inbound": ["auth"] } }"#),
+            "policies.json": #"{ "policies": [ { "name": "auth", "policyType": "api-key-inbound", "failMode": "open" } ] }"#,
+        ])
+        #expect(config.policies["auth"]?.failOpen == false)
+    }
+
     @Test func consumerMetadataIsCapped() {
         let big = String(repeating: "x", count: 5000)
         do {

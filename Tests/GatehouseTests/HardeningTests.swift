@@ -50,11 +50,13 @@ import Testing
         }
     }
 
-    @Test func anOversizedHeaderSectionIs431() async throws {
+    @Test func anOversizedHeaderSectionOrRequestLineIs431() async throws {
         try await withFixture { port, upstream in
             let r = try await RawHTTP.send(port: port, "GET /hop HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 40_000) + "\r\nConnection: close\r\n\r\n")
             #expect(r.status == 431)
             #expect(r.header("content-type") == "application/problem+json")
+            let line = try await RawHTTP.send(port: port, "GET /fwd/" + String(repeating: "a", count: 40_000) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(line.status == 431)
             #expect(upstream.requestCount == 0)
         }
     }
