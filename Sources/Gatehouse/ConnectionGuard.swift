@@ -27,7 +27,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let requestTimeout: TimeAmount
     private let maxConnections: Int
     private let counter: ConnectionCounter
-    private var deadline: Scheduled<Void>?
+    /// One timer per connection, re-armed only when it fires (no allocation per request).
+    private var timer: Scheduled<Void>?
+    /// When the current wait for a request began; nil while a request is being handled.
+    private var waitingSince: NIODeadline?
     private var counted = false
     private var closing = false
 
@@ -43,11 +46,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             refuse(context, status: .serviceUnavailable, detail: "The gateway is at its connection limit; try again shortly.")
             return
         }
-        arm(context)
+        waitingSince = .now()
+        schedule(context, at: .now() + requestTimeout)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
+        timer?.cancel()
         if counted {
             counter.close()
             counted = false
@@ -57,14 +61,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .end = unwrapInboundIn(data) {
             // The whole request is in; the clock restarts when its response has been sent.
-            deadline?.cancel()
-            deadline = nil
+            waitingSince = nil
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), !closing { arm(context) }
+        if case .end = unwrapOutboundIn(data), !closing { waitingSince = .now() }
         context.write(data, promise: promise)
     }
 
@@ -80,12 +83,26 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func arm(_ context: ChannelHandlerContext) {
-        deadline?.cancel()
+    private func schedule(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(in: requestTimeout) {
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
             let (handler, context) = loopBound.value
-            handler.refuse(context, status: .requestTimeout, detail: "The request did not arrive in time.")
+            handler.check(context)
+        }
+    }
+
+    /// The timer fired: refuse if the current wait is over, else sleep until it would be.
+    private func check(_ context: ChannelHandlerContext) {
+        guard !closing else { return }
+        guard let since = waitingSince else {
+            schedule(context, at: .now() + requestTimeout) // a request is being handled
+            return
+        }
+        let due = since + requestTimeout
+        if due <= .now() {
+            refuse(context, status: .requestTimeout, detail: "The request did not arrive in time.")
+        } else {
+            schedule(context, at: due)
         }
     }
 
@@ -93,7 +110,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuse(_ context: ChannelHandlerContext, status: HTTPResponse.Status, detail: String) {
         guard !closing else { return }
         closing = true
-        deadline?.cancel()
+        timer?.cancel()
         let requestId = RequestID.next()
         let problem = Problem(status: status, type: status == .requestHeaderFieldsTooLarge || status == .badRequest ? Problem.Kind.badRequest : "about:blank", detail: detail)
         let body = ByteBuffer(string: problem.body(instance: "", requestId: requestId))
