@@ -26,6 +26,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let requestTimeout: TimeAmount
     private let maxConnections: Int
+    private let requestIdHeader: HTTPField.Name
     private let counter: ConnectionCounter
     /// One timer per connection, re-armed only when it fires (no allocation per request).
     private var timer: Scheduled<Void>?
@@ -34,8 +35,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var counted = false
     private var closing = false
 
-    init(requestTimeout: TimeAmount, maxConnections: Int, counter: ConnectionCounter) {
+    init(requestTimeout: TimeAmount, maxConnections: Int, requestIdHeader: HTTPField.Name, counter: ConnectionCounter) {
         self.requestTimeout = requestTimeout
+        self.requestIdHeader = requestIdHeader
         self.maxConnections = maxConnections
         self.counter = counter
     }
@@ -118,7 +120,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         headers[.contentType] = Problem.contentType
         headers[.contentLength] = String(body.readableBytes)
         headers[.connection] = "close"
-        headers[HTTPField.Name("x-request-id")!] = requestId
+        headers[requestIdHeader] = requestId
         context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         let channel = context.channel

@@ -30,7 +30,7 @@ public struct GatewayResponder: HTTPResponder {
     private func handleRequest(_ request: Request, context: GatewayRequestContext) async -> Response {
         let snapshot = store.current
         let settings = snapshot.config.settings
-        let idHeader = HTTPField.Name(settings.requestIdHeader) ?? HTTPField.Name("x-request-id")!
+        let idHeader = settings.requestIdHeader
         let requestId = request.headers[idHeader].flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? RequestID.next()
 
         let target = request.head.path ?? "/"

@@ -28,9 +28,3 @@ extension HostResult {
         .error("bad argument #\(position) to '\(function)' (\(expected) expected, got \(state.type(at: position) == .none ? "no value" : state.typeName(at: position)))")
     }
 }
-
-extension LuaState {
-    /// Argument `position` as a string, or nil (the caller reports ``HostResult/badArgument``).
-    @inlinable
-    public func stringArgument(_ position: Int32) -> String? { toString(at: position) }
-}

@@ -21,7 +21,6 @@ public struct LuaState: @unchecked Sendable, Equatable {
     @inlinable public func insert(at index: Int32) { gh_insert(pointer, index) }
     @inlinable public func type(at index: Int32) -> LuaType { LuaType(rawValue: gh_type(pointer, index)) ?? .none }
     @inlinable public func isInteger(at index: Int32) -> Bool { gh_isinteger(pointer, index) != 0 }
-    @inlinable public func rawEqual(_ a: Int32, _ b: Int32) -> Bool { gh_rawequal(pointer, a, b) != 0 }
 
     /// Moves `n` values from this thread's top to `other`'s top.
     @inlinable public func move(_ n: Int32, to other: LuaState) { gh_xmove(pointer, other.pointer, n) }

@@ -44,11 +44,6 @@ public final class LuaVM: @unchecked Sendable {
         return HostFunctionID(rawValue: Int32(hostFunctions.count - 1))
     }
 
-    /// Pushes a registered host function onto the main thread and returns it as a Lua value.
-    public func pushHostFunction(_ function: @escaping HostFunction) {
-        main.pushHostFunction(register(function))
-    }
-
     /// Pops the top of the main stack into global `name` (raw: no metamethods run).
     public func setGlobal(_ name: String) {
         main.pushRef(2) // LUA_RIDX_GLOBALS

@@ -63,4 +63,24 @@ import Testing
             #expect(upstreams["main"]!.requestCount == 0)
         }
     }
+
+    @Test func aConfiguredRequestIdHeaderIsUsedEverywhere() async throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/a", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(UPSTREAM_MAIN)" } } }"#)]),
+            "config/policies.json": #"{ "policies": [] }"#,
+            "config/gatehouse.json": #"{ "requestIdHeader": "X-Correlation-Id" }"#,
+        ])
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, _, _ in
+            let r = try await send(gateway.baseURL + "/a", headers: [("X-Correlation-Id", "abc-123")])
+            #expect(r.headers.first(name: "x-correlation-id") == "abc-123", "a valid incoming id is kept")
+            #expect(r.upstreamHeaders["x-correlation-id"] == "abc-123", "and forwarded")
+            #expect(r.headers.first(name: "x-request-id") == nil)
+            let fresh = try await send(gateway.baseURL + "/a", headers: [("X-Correlation-Id", "not valid!")])
+            #expect(fresh.headers.first(name: "x-correlation-id").map { $0 != "not valid!" } == true, "an invalid one is replaced")
+            let malformed = try await RawHTTP.send(port: gateway.port, "GET /a HTTP/1.1\r\nHost: x\r\nBad Header: y\r\nConnection: close\r\n\r\n")
+            #expect(malformed.status == 400)
+            #expect(malformed.header("x-correlation-id") != nil, "errors from the connection guard carry it too")
+        }
+    }
 }

@@ -93,9 +93,7 @@ public enum PolicyTestRunner {
         let segments = (try? PathCoding.segments(of: path[...])) ?? []
         let match = snapshot.routes.match(method: method, segments: segments)
         var routeIndex: Int?
-        var route = RouteConfig(
-            template: try! RouteTemplate("/"), method: method, operationId: nil, handler: .staticResponse(status: 200, headers: [], body: ""),
-            inbound: [], outbound: [], location: ConfigError(file: "test", message: ""))
+        var route = RouteConfig.synthetic(method: method, source: "gatehouse test")
         var params: [(name: String, value: String)] = []
         if case .found(let index, let found, let p) = match {
             routeIndex = index

@@ -106,9 +106,8 @@ struct ConfigLoader {
                 case "luaTimeBudgetMs": settings.luaTimeBudgetMilliseconds = try positive(value)
                 case "luaMemoryLimitBytes": settings.luaMemoryLimitBytes = try positive(value)
                 case "requestIdHeader":
-                    let name = try value.string()
-                    guard HTTPField.Name(name) != nil else { throw value.error("not a valid header name") }
-                    settings.requestIdHeader = name.lowercased()
+                    guard let name = HTTPField.Name(try value.string()) else { throw value.error("not a valid header name") }
+                    settings.requestIdHeader = name
                 case "$schema": break
                 default: throw value.error("unknown setting '\(key)'")
                 }

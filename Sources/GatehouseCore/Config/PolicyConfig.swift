@@ -1,4 +1,5 @@
 public import Foundation
+public import HTTPTypes
 /// A named policy instance from `policies.json`.
 public struct PolicyConfig: Sendable {
     public var name: String
@@ -54,8 +55,8 @@ public struct GatewaySettings: Sendable {
     public var luaTimeBudgetMilliseconds: Int = 1_000
     /// Per-VM Lua memory cap.
     public var luaMemoryLimitBytes: Int = 64 << 20
-    /// Name of the request id header.
-    public var requestIdHeader: String = "x-request-id"
+    /// The request id header (validated once at load, used on every request).
+    public var requestIdHeader: HTTPField.Name = HTTPField.Name("x-request-id")!
     /// Close a client connection after this long without a byte (keep-alive idle time included).
     public var idleTimeoutSeconds: Int = 75
     /// A whole request (head and body) must arrive within this long after the connection opened

@@ -22,6 +22,15 @@ public struct RouteConfig: Sendable {
         self.location = location
     }
 
+    /// A route for work that matched no configured route (a background load, a policy test):
+    /// `source` says where it came from in messages.
+    public static func synthetic(method: HTTPRequest.Method = .get, source: String) -> RouteConfig {
+        RouteConfig(
+            template: try! RouteTemplate("/"), method: method, operationId: nil,
+            handler: .staticResponse(status: 200, headers: [], body: ""), inbound: [], outbound: [],
+            location: ConfigError(file: source, message: ""))
+    }
+
     /// `GET /v1/{+path}`
     public var label: String { "\(method.rawValue) \(template.text)" }
 }

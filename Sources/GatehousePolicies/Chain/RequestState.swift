@@ -107,11 +107,7 @@ extension RequestState {
     static func background(label: String) -> RequestState {
         RequestState(
             requestId: RequestID.next(), method: .get, path: "/", query: nil, headers: [:], body: .empty,
-            scheme: "http", authority: nil, clientAddress: nil, params: [],
-            route: RouteConfig(
-                template: try! RouteTemplate("/"), method: .get, operationId: nil,
-                handler: .staticResponse(status: 200, headers: [], body: ""), inbound: [], outbound: [],
-                location: ConfigError(file: label, message: "")))
+            scheme: "http", authority: nil, clientAddress: nil, params: [], route: .synthetic(source: label))
     }
 }
 
