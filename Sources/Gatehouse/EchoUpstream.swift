@@ -9,7 +9,8 @@ import NIOCore
 ///
 /// The answer carries `count`, the number of requests this upstream has received so far.
 /// A path starting `/__status/503` answers 503 (a backend that is down). Test hooks, by request header: `x-echo-status: 503` sets the status, `x-echo-delay-ms: 200`
-/// delays the answer, `x-echo-response-headers: {"Name":"value"}` adds response headers;
+/// delays the answer, `x-echo-response-headers: {"Name":"value"}` adds response headers,
+/// `x-echo-pad-bytes: 200000` adds a `pad` field of that many bytes (a large answer);
 /// ``force(status:)`` and ``force(delayMilliseconds:)`` do the same for every request.
 public final class EchoUpstream: Sendable {
     public let name: String
@@ -54,7 +55,7 @@ public final class EchoUpstream: Sendable {
         if let delay = forced.delayMilliseconds ?? headers["x-echo-delay-ms"].flatMap(Int.init) {
             try await Task.sleep(for: .milliseconds(delay))
         }
-        let description: [String: Any] = [
+        var description: [String: Any] = [
             "upstream": name,
             "count": number,
             "method": request.method.rawValue,
@@ -62,6 +63,9 @@ public final class EchoUpstream: Sendable {
             "headers": headers,
             "body": String(buffer: body),
         ]
+        if let pad = headers["x-echo-pad-bytes"].flatMap(Int.init), pad > 0, pad <= 1 << 24 {
+            description["pad"] = String(repeating: "p", count: pad)
+        }
         let json = try JSONSerialization.data(withJSONObject: description, options: [.sortedKeys])
         var responseHeaders = HTTPFields()
         responseHeaders[.contentType] = "application/json"

@@ -65,9 +65,10 @@ public final class GatewayServer: Sendable {
 
     /// The HTTP server as a `Service`. `onRunning` receives the bound port (useful with port 0).
     public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let executors = EventLoopExecutors(group: eventLoopGroup)
         let responder = GatewayResponder(
             store: store, pipeline: RequestPipeline(upstream: upstream, logger: logger), logger: logger,
-            executors: EventLoopExecutors(group: eventLoopGroup))
+            executors: executors)
         let settings = store.current.config.settings
         let counter = ConnectionCounter()
         let requestTimeout = TimeAmount.seconds(Int64(settings.requestTimeoutSeconds))
@@ -82,7 +83,7 @@ public final class GatewayServer: Sendable {
             httpDecoderConfiguration: decoder)
         return Application(
             responder: responder,
-            server: .http1(configuration: http1),
+            server: HTTPServerBuilder { respond in LoopPinnedChannel(base: HTTP1Channel(responder: respond, configuration: http1), executors: executors) },
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             eventLoopGroupProvider: .shared(eventLoopGroup),

@@ -10,8 +10,12 @@ public final class BadUpstream: @unchecked Sendable {
         case garbage
         /// Closes the connection without answering.
         case closeWithoutAnswer
-        /// Sends a head promising 1,000 bytes, 10 of them, then closes.
+        /// Sends a head promising 1,000 bytes, 10 of them, then closes (a small body, which the
+        /// gateway collects before answering).
         case truncatedBody
+        /// Sends a head promising 1,000,000 bytes, 10 of them, then closes (a large body, which
+        /// the gateway streams).
+        case truncatedLargeBody
     }
 
     public let port: Int
@@ -64,6 +68,7 @@ public final class BadUpstream: @unchecked Sendable {
             case .garbage: answer = "THIS IS NOT HTTP\r\n\r\n"
             case .closeWithoutAnswer: answer = ""
             case .truncatedBody: answer = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n\r\n0123456789"
+            case .truncatedLargeBody: answer = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nContent-Type: text/plain\r\n\r\n0123456789"
             }
             _ = Array(answer.utf8).withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
             close(client)

@@ -29,6 +29,39 @@ public enum RawHTTP {
         }
     }
 
+    /// Sends `start` (a request whose body has not ended), reads the answer that comes back
+    /// before the body is complete, then tries to send `rest` (ignoring a closed connection).
+    public static func sendUnfinished(port: Int, _ start: String, thenSend rest: String, timeoutSeconds: Int = 10) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result {
+                    let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
+                    defer { close(fd) }
+                    try writeAll(fd, start)
+                    var received: [UInt8] = []
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    while !isComplete(received) {
+                        let n = read(fd, &buffer, buffer.count)
+                        if n <= 0 { break }
+                        received.append(contentsOf: buffer[0..<n])
+                    }
+                    try? writeAll(fd, rest)
+                    return try parse(received)
+                })
+            }.start()
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ text: String) throws {
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw TestHarnessError("write() failed") }
+            sent += n
+        }
+    }
+
     /// Opens a connection, sends nothing, and returns after how long the server closed it (nil if
     /// it was still open after `waitSeconds`).
     public static func silentConnection(port: Int, waitSeconds: Int) async throws -> Duration? {
@@ -49,13 +82,7 @@ public enum RawHTTP {
     static func sendBlocking(port: Int, _ request: String, timeoutSeconds: Int) throws -> Response {
         let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
         defer { close(fd) }
-        let bytes = Array(request.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw TestHarnessError("write() failed") }
-            sent += n
-        }
+        try writeAll(fd, request)
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !isComplete(received) {

@@ -12,9 +12,11 @@ public protocol UpstreamForwarding: Sendable {
 
 /// Forwards requests to upstreams over a pooled keep-alive AsyncHTTPClient, streaming bodies
 /// both ways, and maps failures to problems that name no internal address.
+///
+/// The read timeout bounds the wait for the response head after the request was sent, and,
+/// while a body streams, the silence between two reads.
 public final class UpstreamClient: UpstreamForwarding {
     public let client: HTTPClient
-    let responseTimeout: TimeAmount
 
     /// - Parameters:
     ///   - connectTimeout: to establish a connection to an upstream.
@@ -31,7 +33,6 @@ public final class UpstreamClient: UpstreamForwarding {
         // retrying until the deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
         self.client = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
-        self.responseTimeout = responseTimeout
     }
 
     public func shutdown() async throws {
@@ -66,45 +67,52 @@ public final class UpstreamClient: UpstreamForwarding {
         }
     }
 
+    /// Responses with a declared length up to this size are handed on whole (one write to the
+    /// client); longer or unsized ones stream.
+    static let wholeBodyLimit = 64 * 1024
+
     /// Sends `request`; hop-by-hop headers are removed both ways.
+    ///
+    /// The upstream connection is taken from the pool of the calling event loop (the client
+    /// connection's loop when called from the gateway), so the request and its response never
+    /// change threads.
     public func send(_ request: Request, logger: Logger) async throws(Problem) -> Response {
-        var outgoing = HTTPClientRequest(url: request.url)
-        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        let loop = client.eventLoopGroup.any()
         var fields = request.headers
         HopByHop.strip(&fields)
         var headers = HTTPHeaders()
         headers.reserveCapacity(fields.count + 2)
         for field in fields { headers.add(name: field.name.rawName, value: field.value) }
+        let body: HTTPClient.Body?
+        var pump: RequestBodyPump?
         switch request.body {
         case .empty:
             headers.remove(name: "content-length")
             if request.method == .post || request.method == .put || request.method == .patch {
                 headers.add(name: "content-length", value: "0")
             }
+            body = nil
         case .buffered(let buffer):
             headers.replaceOrAdd(name: "content-length", value: String(buffer.readableBytes))
-            outgoing.body = .bytes(buffer)
+            body = .byteBuffer(buffer)
         case .stream(let stream):
-            outgoing.body = .stream(stream.chunks, length: stream.length.map { .known(Int64($0)) } ?? .unknown)
+            let streaming = RequestBodyPump(stream)
+            body = streaming.requestBody(on: loop)
+            pump = streaming
         }
-        outgoing.headers = headers
-        let response: HTTPClientResponse
+        let exchange = UpstreamExchange(loop: loop, method: request.method, wholeBodyLimit: Self.wholeBodyLimit, pump: pump)
         do {
-            response = try await client.execute(outgoing, deadline: .now() + responseTimeout, logger: logger)
+            let outgoing = try HTTPClient.Request(
+                url: request.url, method: HTTPMethod(rawValue: request.method.rawValue), headers: headers, body: body)
+            let task = client.execute(request: outgoing, delegate: exchange, eventLoop: .delegate(on: loop), logger: logger)
+            return try await withTaskCancellationHandler {
+                try await exchange.head.futureResult.get()
+            } onCancel: {
+                task.cancel()
+            }
         } catch {
             throw Self.problem(for: error, logger: logger, url: request.url)
         }
-        var responseFields = HTTPFields()
-        responseFields.reserveCapacity(response.headers.count)
-        for (name, value) in response.headers {
-            if let field = HTTPField.Name(name) { responseFields.append(HTTPField(name: field, value: value)) }
-        }
-        HopByHop.strip(&responseFields)
-        let length = responseFields[.contentLength].flatMap { Int($0) }
-        let body: MessageBody = request.method == .head || response.status == .noContent || response.status == .notModified
-            ? .empty
-            : .stream(StreamedBody(chunks: response.body, length: length))
-        return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: responseFields, body: body)
     }
 
     /// 504 for timeouts, 502 for everything else; the upstream URL only goes to the log.

@@ -27,6 +27,27 @@ import Testing
         }
     }
 
+    @Test func largeBodiesStreamIntactBothWaysAndSmallAnswersKeepTheirLength() async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, _, _ in
+            // 60 KB up (the fixture's request limit is 64 KiB), streamed to the upstream; the
+            // answer echoes it plus 400 KB of padding, far above the size the gateway collects
+            // whole, so it takes the streaming path with backpressure.
+            let payload = String((0..<60_000).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
+            let big = try await send(gateway.baseURL + "/upload", method: .POST, headers: [("x-echo-pad-bytes", "400000")], body: payload)
+            #expect(big.status == 200)
+            #expect(big.json["body"] as? String == payload)
+            #expect((big.json["pad"] as? String)?.utf8.count == 400_000)
+            // A small answer is handed on whole, with its length.
+            let port = gateway.port
+            let small = try await RawHTTP.send(port: port, "GET /hop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(small.status == 200)
+            #expect(small.header("content-length") == String(small.body.utf8.count))
+            #expect(small.header("transfer-encoding") == nil)
+        }
+    }
+
     @Test func upstreamDownIs502ProblemNamingNoAddress() async throws {
         let fixture = try PolicyFixture.make()
         defer { fixture.remove() }

@@ -3,7 +3,8 @@ import GatehouseTesting
 import Testing
 
 /// Upstreams that misbehave on purpose: the client gets a 502 problem naming no address (or, when
-/// the head was already sent, a cut connection), and the gateway keeps serving.
+/// the head of a streamed response was already sent, a cut connection), and the gateway keeps
+/// serving.
 @Suite struct UpstreamFaultTests {
     func withFaultyUpstream(_ behaviour: BadUpstream.Behaviour, _ body: (TestGateway, BadUpstream) async throws -> Void) async throws {
         let bad = try BadUpstream(behaviour)
@@ -45,8 +46,35 @@ import Testing
         }
     }
 
-    @Test func aBodyCutShortAfterTheHeadEndsTheClientConnectionNotTheGateway() async throws {
+    @Test func anUpstreamFailingWhileTheClientBodyStillArrivesIs502AndTheGatewayKeepsServing() async throws {
+        // The gateway streams the client's body upstream while it arrives. When the upstream
+        // fails first, the gateway must stop reading that body before answering, because the
+        // server then reads (discards) the rest of it: two readers of one stream would crash.
+        try await withFaultyUpstream(.closeWithoutAnswer) { gateway, _ in
+            for _ in 0..<3 {
+                let r = try await RawHTTP.sendUnfinished(
+                    port: gateway.port,
+                    "POST /fault HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                    thenSend: "5\r\nworld\r\n0\r\n\r\n")
+                #expect(r.status == 502)
+            }
+            #expect(try await send(gateway.baseURL + "/ok").status == 200)
+        }
+    }
+
+    @Test func aSmallBodyCutShortIsA502BecauseNothingWasSentYet() async throws {
+        // Small responses with a declared length are collected before the head goes on, so a
+        // cut is still reported honestly instead of as a 200 with a short body.
         try await withFaultyUpstream(.truncatedBody) { gateway, _ in
+            let r = try await send(gateway.baseURL + "/fault")
+            #expect(r.status == 502)
+            #expect(r.json["type"] as? String == "urn:gatehouse:problem:upstream-unavailable")
+            #expect(try await send(gateway.baseURL + "/ok").status == 200)
+        }
+    }
+
+    @Test func aLargeBodyCutShortAfterTheHeadEndsTheClientConnectionNotTheGateway() async throws {
+        try await withFaultyUpstream(.truncatedLargeBody) { gateway, _ in
             let port = gateway.port
             let r = try? await RawHTTP.send(port: port, "GET /fault HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutSeconds: 5)
             if let r {

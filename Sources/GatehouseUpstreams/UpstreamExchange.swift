@@ -1,0 +1,184 @@
+import AsyncHTTPClient
+import GatehouseCore
+import HTTPTypes
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// Receives one upstream response on the event loop that owns both the client connection and
+/// the upstream connection, and hands it to the request's task as soon as the head arrives.
+///
+/// Why not AsyncHTTPClient's `async` API: every call there starts an unstructured task on the
+/// global executor (to register cancellation) and streams every body through an async
+/// sequence, which cost a thread wake-up per request and was the largest avoidable cost in
+/// the profile. The delegate API runs on the loop we choose and calls us back in place.
+///
+/// Small responses with a declared length (up to `wholeBodyLimit`) are collected and handed on
+/// whole, so the server writes head and body at once; anything else streams with backpressure:
+/// the upstream connection is read only as fast as the client takes the bytes.
+///
+/// Every callback from AsyncHTTPClient arrives on `loop`; calls from the body's consumer
+/// (`produceMore`, `didTerminate`) may come from anywhere and hop to `loop` first, so `state`
+/// is only touched there.
+final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
+    typealias Response = Void
+    typealias Producer = NIOThrowingAsyncSequenceProducer<
+        ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamExchange
+    >
+
+    /// Completed once, with the response head (and the body when it was collected whole).
+    let head: EventLoopPromise<UpstreamClient.Response>
+    private let loop: any EventLoop
+    private let bodyless: Bool
+    private let wholeBodyLimit: Int
+    /// Set when the client body streams: stopped before the final answer is handed on.
+    private let pump: RequestBodyPump?
+
+    private enum State {
+        case awaitingHead
+        /// A small body with a declared length, collected before the head is handed on.
+        case collecting(UpstreamClient.Response, ByteBuffer)
+        /// Handed on; `demand` is completed when the consumer wants more.
+        case streaming(Producer.Source, HTTPClient.Task<Void>, demand: EventLoopPromise<Void>?)
+        case done
+    }
+    private var state = State.awaitingHead
+
+    init(loop: any EventLoop, method: HTTPRequest.Method, wholeBodyLimit: Int, pump: RequestBodyPump?) {
+        self.loop = loop
+        self.pump = pump
+        self.head = loop.makePromise()
+        self.bodyless = method == .head
+        self.wholeBodyLimit = wholeBodyLimit
+    }
+
+    // MARK: AsyncHTTPClient callbacks (on `loop`)
+
+    func didReceiveHead(task: HTTPClient.Task<Void>, _ responseHead: HTTPResponseHead) -> EventLoopFuture<Void> {
+        guard case .awaitingHead = state else { return loop.makeSucceededVoidFuture() }
+        var fields = HTTPFields()
+        fields.reserveCapacity(responseHead.headers.count)
+        for (name, value) in responseHead.headers {
+            if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) }
+        }
+        HopByHop.strip(&fields)
+        let status = HTTPResponse.Status(code: Int(responseHead.status.code))
+        let length = fields[.contentLength].flatMap { Int($0) }
+        if bodyless || status == .noContent || status == .notModified || length == 0 {
+            state = .done
+            head.succeed(UpstreamClient.Response(status: status, headers: fields, body: .empty))
+        } else if let length, length <= wholeBodyLimit {
+            state = .collecting(
+                UpstreamClient.Response(status: status, headers: fields, body: .empty),
+                ByteBufferAllocator().buffer(capacity: length))
+        } else {
+            let producer = Producer.makeSequence(
+                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false, delegate: self)
+            state = .streaming(producer.source, task, demand: nil)
+            head.succeed(UpstreamClient.Response(
+                status: status, headers: fields, body: .stream(StreamedBody(chunks: producer.sequence, length: length))))
+        }
+        return loop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ part: ByteBuffer) -> EventLoopFuture<Void> {
+        switch state {
+        case .collecting(let response, var buffer):
+            var part = part
+            state = .done // drop our reference so the append does not copy
+            buffer.writeBuffer(&part)
+            state = .collecting(response, buffer)
+            return loop.makeSucceededVoidFuture()
+        case .streaming(let source, let task, _):
+            switch source.yield(part) {
+            case .produceMore:
+                return loop.makeSucceededVoidFuture()
+            case .stopProducing:
+                let demand = loop.makePromise(of: Void.self)
+                state = .streaming(source, task, demand: demand)
+                return demand.futureResult
+            case .dropped:
+                // The consumer is gone (the client disconnected or a policy replaced the body).
+                state = .done
+                task.cancel()
+                return loop.makeSucceededVoidFuture()
+            }
+        case .awaitingHead, .done:
+            return loop.makeSucceededVoidFuture()
+        }
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+        afterPump { self.finish() }
+    }
+
+    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+        afterPump { self.fail(error) }
+    }
+
+    /// AsyncHTTPClient is done with the request: the client body (if it streams) must no longer
+    /// be read by us when the answer goes on, since the server reads the rest of it next.
+    private func afterPump(_ body: @escaping @Sendable () -> Void) {
+        guard let pump else { return body() }
+        let loop = self.loop
+        pump.stop(on: loop).whenComplete { _ in
+            loop.preconditionInEventLoop()
+            body()
+        }
+    }
+
+    private func finish() {
+        switch state {
+        case .collecting(var response, let buffer):
+            response.body = .buffered(buffer)
+            state = .done
+            head.succeed(response)
+        case .streaming(let source, _, let demand):
+            state = .done
+            source.finish()
+            demand?.succeed()
+        case .awaitingHead:
+            state = .done
+            head.fail(HTTPClientError.remoteConnectionClosed)
+        case .done:
+            break
+        }
+    }
+
+    private func fail(_ error: any Error) {
+        switch state {
+        case .awaitingHead, .collecting:
+            head.fail(error)
+        case .streaming(let source, _, let demand):
+            source.finish(error)
+            demand?.succeed()
+        case .done:
+            break
+        }
+        state = .done
+    }
+
+    // MARK: Body consumer callbacks (any thread)
+
+    func produceMore() {
+        loop.execute { self.resume() }
+    }
+
+    func didTerminate() {
+        loop.execute { self.consumerGone() }
+    }
+
+    private func resume() {
+        guard case .streaming(let source, let task, let demand?) = state else { return }
+        state = .streaming(source, task, demand: nil)
+        demand.succeed()
+    }
+
+    private func consumerGone() {
+        guard case .streaming(_, let task, let demand) = state else { return }
+        // Stops reading the upstream; the connection is closed rather than reused.
+        state = .done
+        task.cancel()
+        demand?.succeed()
+    }
+}
