@@ -32,6 +32,9 @@ public final class UpstreamClient: UpstreamForwarding {
         // A refused connection is an answer: report it now (502 / `nil, err`) instead of
         // retrying until the deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // The gateway does not export traces; without this the client builds a (no-op) span,
+        // named by string interpolation, for every request.
+        configuration.tracing.tracer = nil
         self.client = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
     }
 
@@ -104,7 +107,12 @@ public final class UpstreamClient: UpstreamForwarding {
         do {
             let outgoing = try HTTPClient.Request(
                 url: request.url, method: HTTPMethod(rawValue: request.method.rawValue), headers: headers, body: body)
-            let task = client.execute(request: outgoing, delegate: exchange, eventLoop: .delegate(on: loop), logger: logger)
+            // The client's own messages are debug and trace only; giving it our logger costs a
+            // metadata copy per request (it tags the logger with its request id), so it gets
+            // one only when those levels are on. Failures are logged below either way.
+            let clientLogger = logger.logLevel <= .debug ? logger : nil
+            let task = client.execute(
+                request: outgoing, delegate: exchange, eventLoop: .delegate(on: loop), logger: clientLogger)
             return try await withTaskCancellationHandler {
                 try await exchange.head.futureResult.get()
             } onCancel: {
