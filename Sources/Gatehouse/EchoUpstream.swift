@@ -10,13 +10,16 @@ import NIOCore
 /// The answer carries `count`, the number of requests this upstream has received so far.
 /// A path starting `/__status/503` answers 503 (a backend that is down). Test hooks, by request header: `x-echo-status: 503` sets the status, `x-echo-delay-ms: 200`
 /// delays the answer, `x-echo-response-headers: {"Name":"value"}` adds response headers,
-/// `x-echo-pad-bytes: 200000` adds a `pad` field of that many bytes (a large answer);
+/// `x-echo-pad-bytes: 200000` adds a `pad` field of that many bytes (a large answer),
+/// `x-echo-early: 1` answers at once without reading the request body (as nginx's `return`
+/// does; the body is then reported as `"(unread)"`);
 /// ``force(status:)`` and ``force(delayMilliseconds:)`` do the same for every request.
 public final class EchoUpstream: Sendable {
     public let name: String
     private let count = NIOLockedValueBox(0)
     private let lastRequest = NIOLockedValueBox<[String: String]>([:])
     private let forced = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int?)>((nil, nil))
+    private let connections = NIOLockedValueBox<Set<ObjectIdentifier>>([])
 
     /// Answer every request with this status (nil: 200 or the request's x-echo-status).
     public func force(status: Int?) { forced.withLockedValue { $0.status = status } }
@@ -27,12 +30,15 @@ public final class EchoUpstream: Sendable {
 
     /// Requests answered so far.
     public var requestCount: Int { count.withLockedValue { $0 } }
+    /// Distinct connections requests arrived on (how well a client reuses keep-alive connections).
+    public var connectionCount: Int { connections.withLockedValue { $0.count } }
     /// Headers of the last request received (lowercased names).
     public var lastHeaders: [String: String] { lastRequest.withLockedValue { $0 } }
 
     public func application(host: String = "127.0.0.1", port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let responder = CallbackResponder<BasicRequestContext> { [self] request, _ in
-            try await self.answer(request)
+        let responder = CallbackResponder<EchoRequestContext> { [self] request, context in
+            _ = connections.withLockedValue { $0.insert(context.connection) }
+            return try await self.answer(request)
         }
         return Application(
             responder: responder,
@@ -42,7 +48,8 @@ public final class EchoUpstream: Sendable {
 
     private func answer(_ request: Request) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: 1 << 20)
+        let early = request.headers[HTTPField.Name("x-echo-early")!] == "1"
+        let body = early ? ByteBuffer(string: "(unread)") : try await request.collectBody(upTo: 1 << 20)
         var headers: [String: String] = [:]
         for field in request.headers {
             let key = field.name.canonicalName
@@ -80,5 +87,16 @@ public final class EchoUpstream: Sendable {
         let pathStatus = pathParts.count >= 2 && pathParts[0] == "__status" ? Int(pathParts[1]) : nil
         let status = forced.status ?? pathStatus ?? headers["x-echo-status"].flatMap(Int.init) ?? 200
         return Response(status: .init(code: status), headers: responseHeaders, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
+    }
+}
+
+/// Hummingbird's basic context plus the connection a request arrived on.
+struct EchoRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let connection: ObjectIdentifier
+
+    init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.connection = ObjectIdentifier(source.channel)
     }
 }

@@ -52,6 +52,47 @@ public enum RawHTTP {
         }
     }
 
+    /// Sends `requests` one after another on one keep-alive connection, reading each answer
+    /// (which must carry a Content-Length) before sending the next. Stops early if the server
+    /// closes the connection; the answers received so far are returned.
+    public static func sendOnOneConnection(port: Int, _ requests: [String], timeoutSeconds: Int = 10) async throws -> [Response] {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result {
+                    let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
+                    defer { close(fd) }
+                    var answers: [Response] = []
+                    var pending: [UInt8] = []
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    for request in requests {
+                        guard (try? writeAll(fd, request)) != nil else { break }
+                        while completeLength(pending) == nil {
+                            let n = read(fd, &buffer, buffer.count)
+                            if n <= 0 { return answers }
+                            pending.append(contentsOf: buffer[0..<n])
+                        }
+                        let length = completeLength(pending)!
+                        answers.append(try parse(Array(pending[..<length])))
+                        pending.removeFirst(length)
+                    }
+                    return answers
+                })
+            }.start()
+        }
+    }
+
+    /// The size of the first complete response in `bytes` (head plus Content-Length body).
+    static func completeLength(_ bytes: [UInt8]) -> Int? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let end = text.range(of: "\r\n\r\n") else { return nil }
+        let head = text[..<end.lowerBound].lowercased()
+        guard let line = head.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+              let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        else { return nil }
+        let headBytes = text[..<end.upperBound].utf8.count
+        return bytes.count >= headBytes + length ? headBytes + length : nil
+    }
+
     static func writeAll(_ fd: Int32, _ text: String) throws {
         let bytes = Array(text.utf8)
         var sent = 0

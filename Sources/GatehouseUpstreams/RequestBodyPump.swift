@@ -9,7 +9,14 @@ import NIOCore
 /// The chunks come from the server's inbound stream, which allows one reader at a time: once
 /// the response is written, the server reads the rest of the body itself (to keep the
 /// connection usable). So the pump must have stopped reading before the exchange hands on its
-/// final answer; ``stop(on:)`` cancels it and reports when it no longer touches the stream.
+/// final answer.
+///
+/// An upstream may answer before it read the whole body (nginx's `return` does). If
+/// AsyncHTTPClient takes in that whole answer while the body is still being sent, it can
+/// report the request finished and then refuse the rest of the body, leaving the upstream
+/// connection half-sent and never reused. So a successful answer is held until the body was
+/// sent (``sent(on:)``, used by the exchange before it takes the head), and the pump is
+/// only cancelled when the exchange failed (``cancel(on:)``).
 final class RequestBodyPump: Sendable {
     private enum State {
         case idle
@@ -44,15 +51,35 @@ final class RequestBodyPump: Sendable {
         }
     }
 
-    /// Stops reading the client body; the future completes (on `loop`) once the pump is done.
-    func stop(on loop: any EventLoop) -> EventLoopFuture<Void> {
+    /// Completes (on `loop`) once the pump has sent the whole body, or ended because the
+    /// upstream connection stopped accepting it; immediately if it is not running. The pump
+    /// may still start afterwards.
+    func sent(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let done: EventLoopFuture<Void>? = state.withLockedValue { state in
+            if case .running(_, let done) = state { return done }
+            return nil
+        }
+        return done.map { $0.hop(to: loop).recover { _ in } } ?? loop.makeSucceededVoidFuture()
+    }
+
+    /// Like ``sent(on:)``, and the pump can no longer start: the exchange is over.
+    func finished(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        stop(on: loop, cancelling: false)
+    }
+
+    /// Stops reading the client body; completes (on `loop`) once the pump no longer reads it.
+    func cancel(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        stop(on: loop, cancelling: true)
+    }
+
+    private func stop(on loop: any EventLoop, cancelling: Bool) -> EventLoopFuture<Void> {
         let running: (Task<Void, Never>, EventLoopFuture<Void>)? = state.withLockedValue { state in
             defer { state = .stopped }
             if case .running(let task, let done) = state { return (task, done) }
             return nil
         }
         guard let (task, done) = running else { return loop.makeSucceededVoidFuture() }
-        task.cancel()
+        if cancelling { task.cancel() }
         return done.hop(to: loop).recover { _ in }
     }
 }

@@ -56,6 +56,17 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
 
     func didReceiveHead(task: HTTPClient.Task<Void>, _ responseHead: HTTPResponseHead) -> EventLoopFuture<Void> {
         guard case .awaitingHead = state else { return loop.makeSucceededVoidFuture() }
+        // A success that arrived before the upload was read: finish sending the upload before
+        // taking the answer in (see `RequestBodyPump`). For a 3xx-5xx answer the client stops
+        // sending the body by itself.
+        if let pump, responseHead.status.code < 300 {
+            return pump.sent(on: loop).map { self.takeHead(task, responseHead) }
+        }
+        takeHead(task, responseHead)
+        return loop.makeSucceededVoidFuture()
+    }
+
+    private func takeHead(_ task: HTTPClient.Task<Void>, _ responseHead: HTTPResponseHead) {
         var fields = HTTPFields()
         fields.reserveCapacity(responseHead.headers.count)
         for (name, value) in responseHead.headers {
@@ -78,7 +89,6 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
             head.succeed(UpstreamClient.Response(
                 status: status, headers: fields, body: .stream(StreamedBody(chunks: producer.sequence, length: length))))
         }
-        return loop.makeSucceededVoidFuture()
     }
 
     func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ part: ByteBuffer) -> EventLoopFuture<Void> {
@@ -109,19 +119,20 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
     }
 
     func didFinishRequest(task: HTTPClient.Task<Void>) throws {
-        afterPump { self.finish() }
+        afterPump(failed: false) { self.finish() }
     }
 
     func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
-        afterPump { self.fail(error) }
+        afterPump(failed: true) { self.fail(error) }
     }
 
-    /// AsyncHTTPClient is done with the request: the client body (if it streams) must no longer
-    /// be read by us when the answer goes on, since the server reads the rest of it next.
-    private func afterPump(_ body: @escaping @Sendable () -> Void) {
+    /// AsyncHTTPClient is done with the response: the client body (if it streams) must no
+    /// longer be read by us when the answer goes on, since the server reads the rest of it
+    /// next. After a success the pump finishes sending it; after a failure it is cancelled.
+    private func afterPump(failed: Bool, _ body: @escaping @Sendable () -> Void) {
         guard let pump else { return body() }
         let loop = self.loop
-        pump.stop(on: loop).whenComplete { _ in
+        (failed ? pump.cancel(on: loop) : pump.finished(on: loop)).whenComplete { _ in
             loop.preconditionInEventLoop()
             body()
         }

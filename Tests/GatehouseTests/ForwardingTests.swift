@@ -48,6 +48,44 @@ import Testing
         }
     }
 
+    /// Upstreams often answer before reading an upload (nginx's `return`, an early 401). The
+    /// answer must reach the client, and both the client's keep-alive connection and the
+    /// upstream connection must stay usable: the gateway finishes sending the body first.
+    @Test(arguments: [true, false])
+    func uploadsAnsweredBeforeTheyAreReadKeepBothConnectionsUsable(chunked: Bool) async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, upstreams, _ in
+            let body = String(repeating: "u", count: 20_000)
+            let framed = chunked
+                ? "Transfer-Encoding: chunked\r\n\r\n" + String(10_000, radix: 16) + "\r\n" + body.prefix(10_000) + "\r\n"
+                    + String(10_000, radix: 16) + "\r\n" + body.suffix(10_000) + "\r\n0\r\n\r\n"
+                : "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+            let request = "POST /upload HTTP/1.1\r\nHost: x\r\nx-echo-early: 1\r\n" + framed
+            let answers = try await RawHTTP.sendOnOneConnection(port: gateway.port, Array(repeating: request, count: 12))
+            #expect(answers.count == 12, "the client connection stayed open")
+            #expect(answers.allSatisfy { $0.status == 200 })
+            #expect(upstreams["main"]!.echo.connectionCount <= 2, "upstream connections are reused")
+            #expect(try await send(gateway.baseURL + "/hop").status == 200)
+        }
+    }
+
+    @Test func anUploadRefusedEarlyByTheUpstreamGetsTheRefusal() async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, _, _ in
+            let chunk = String(repeating: "r", count: 10_000)
+            for _ in 0..<3 {
+                let r = try await RawHTTP.send(
+                    port: gateway.port,
+                    "POST /upload HTTP/1.1\r\nHost: x\r\nx-echo-early: 1\r\nx-echo-status: 401\r\nConnection: close\r\n"
+                        + "Transfer-Encoding: chunked\r\n\r\n2710\r\n\(chunk)\r\n2710\r\n\(chunk)\r\n0\r\n\r\n")
+                #expect(r.status == 401)
+            }
+            #expect(try await send(gateway.baseURL + "/hop").status == 200)
+        }
+    }
+
     @Test func upstreamDownIs502ProblemNamingNoAddress() async throws {
         let fixture = try PolicyFixture.make()
         defer { fixture.remove() }

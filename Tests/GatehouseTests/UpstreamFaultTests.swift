@@ -13,6 +13,7 @@ import Testing
             "config/routes.oas.json": ConfigFixture.routes([
                 ("GET", "/fault", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(BAD)" } } }"#),
                 ("POST", "/fault", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(BAD)" } } }"#),
+                ("PUT", "/fault", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(BAD)" } } }"#),
                 ("GET", "/ok", #"{ "handler": { "type": "url-forward", "options": { "baseUrl": "$env(UPSTREAM_MAIN)" } } }"#),
             ]),
             "config/policies.json": #"{ "policies": [] }"#,
@@ -62,6 +63,26 @@ import Testing
         }
     }
 
+    /// An upstream that answers before it read the upload (nginx's `return`): the gateway
+    /// still sends the whole body, so the upstream connection can be reused and the client's
+    /// keep-alive connection stays open. Small declared bodies are buffered first; large and
+    /// chunked ones stream.
+    @Test(arguments: ["small", "large", "chunked"])
+    func anAnswerBeforeTheUploadWasReadLeavesBothConnectionsReusable(_ kind: String) async throws {
+        try await withFaultyUpstream(.answersBeforeReadingBody) { gateway, bad in
+            let size = kind == "small" ? 2_000 : 100_000
+            let body = String(repeating: "b", count: size)
+            let framed = kind == "chunked"
+                ? "Transfer-Encoding: chunked\r\n\r\n" + String(size, radix: 16) + "\r\n" + body + "\r\n0\r\n\r\n"
+                : "Content-Length: \(size)\r\n\r\n" + body
+            let request = "POST /fault HTTP/1.1\r\nHost: x\r\n" + framed
+            let answers = try await RawHTTP.sendOnOneConnection(port: gateway.port, Array(repeating: request, count: 10), timeoutSeconds: 5)
+            #expect(answers.count == 10, "the client connection stayed open")
+            #expect(answers.allSatisfy { $0.status == 200 && $0.body == "ok" })
+            #expect(bad.connections <= 2, "the upstream connection is reused, not left half-sent")
+        }
+    }
+
     @Test func aSmallBodyCutShortIsA502BecauseNothingWasSentYet() async throws {
         // Small responses with a declared length are collected before the head goes on, so a
         // cut is still reported honestly instead of as a 200 with a short body.
@@ -70,6 +91,20 @@ import Testing
             #expect(r.status == 502)
             #expect(r.json["type"] as? String == "urn:gatehouse:problem:upstream-unavailable")
             #expect(try await send(gateway.baseURL + "/ok").status == 200)
+        }
+    }
+
+    @Test func aSmallDeclaredBodyIsReadFirstSoAnIdempotentUploadCanBeRetried() async throws {
+        try await withFaultyUpstream(.closeWithoutAnswer) { gateway, bad in
+            let small = try await RawHTTP.send(
+                port: gateway.port, "PUT /fault HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello")
+            #expect(small.status == 502)
+            #expect(bad.connections == 2, "a buffered body can be sent again")
+            let chunked = try await RawHTTP.send(
+                port: gateway.port,
+                "PUT /fault HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            #expect(chunked.status == 502)
+            #expect(bad.connections == 3, "a streamed body is sent once")
         }
     }
 
