@@ -7,7 +7,9 @@
 # Installs wrk, nginx with the Lua module and haproxy from Debian when missing, builds a
 # release gatehouse, starts a fast loopback upstream (nginx returning a fixed 200), then for
 # each target runs wrk with the same connections, duration and key mix, alternating targets
-# across rounds. Every target is checked for correct answers before it is timed.
+# across rounds. Every target is checked for correct answers before it is timed. Besides
+# requests/s and latency it reports each target's own CPU time per request (user + system of
+# the target's processes during its run; the upstream's for "direct").
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
@@ -41,10 +43,13 @@ render() { sed -e "s|__WORK__|$WORK|g" -e "s|__BENCH__|$BENCH|g" -e "s|__WORKERS
 echo "== starting upstream, nginx+Lua, HAProxy+Lua, Gatehouse W0/W1/W2"
 render "$BENCH/nginx/upstream.conf" "$WORK/upstream.conf"
 nginx -c "$WORK/upstream.conf" -p "$WORK" -e "$WORK/upstream-error.log" & PIDS+=($!)
+PID_upstream=$!
 render "$BENCH/nginx/gateway.conf" "$WORK/nginx.conf"
 nginx -c "$WORK/nginx.conf" -p /usr/share/nginx -e "$WORK/nginx-error.log" & PIDS+=($!)
+PID_nginx=$!
 render "$BENCH/haproxy/haproxy.cfg" "$WORK/haproxy.cfg"
 haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 & PIDS+=($!)
+PID_haproxy=$!
 
 start_gatehouse() { # name port consumers-dir
   local dir="$WORK/$1"
@@ -92,16 +97,31 @@ check http://127.0.0.1:8093/v1/items/1 200 production -H "Authorization: Bearer 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 IDLE_RSS=$(rss_kb "$PID_w1")
 
-TARGETS="direct:9201:GET nginx-proxy:8082:GET nginx-lua:8081:GET haproxy-lua:8083:GET gatehouse-w0:8090:GET gatehouse-w1:8091:GET gatehouse-w2:8092:POST"
+# CPU time (user + system, in clock ticks) of a process and its children (nginx workers): the
+# target's own cost per request, which on a shared machine says more than requests/s alone.
+cpu_ticks() {
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+TICKS=$(getconf CLK_TCK)
+TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2"
 : > "$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
-    IFS=: read -r name port method <<< "$t"
+    IFS=: read -r name port method process <<< "$t"
     body=""
     [ "$method" = POST ] && body='{"sku":"A-1","qty":2}'
+    pid_var="PID_$process"; pid=${!pid_var}
+    before=$(cpu_ticks "$pid")
     line=$(BENCH_KEYS="$WORK/keys.txt" BENCH_METHOD="$method" BENCH_BODY="$body" \
       wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$BENCH/wrk/keys.lua" "http://127.0.0.1:$port" | grep '^BENCH')
-    echo "$name round=$round $line" | tee -a "$WORK/results.txt"
+    after=$(cpu_ticks "$pid")
+    requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<< "$line")
+    cpu_us=$(( (after - before) * 1000000 / TICKS / (requests > 0 ? requests : 1) ))
+    echo "$name round=$round $line cpu_us=$cpu_us" | tee -a "$WORK/results.txt"
   done
 done
 
@@ -122,16 +142,16 @@ for line in open(sys.argv[1]):
     rows.setdefault(name, []).append(m)
 def med(name, key): return statistics.median(float(r[key]) for r in rows[name])
 print()
-print("| target | requests/s | p50 (ms) | p99 (ms) | non-2xx | errors |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| target | requests/s | p50 (ms) | p99 (ms) | CPU µs / request | non-2xx | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for name in rows:
-    print(f"| {name} | {med(name,'rps'):,.0f} | {med(name,'p50_us')/1000:.2f} | {med(name,'p99_us')/1000:.2f} | {sum(int(r['non2xx']) for r in rows[name])} | {sum(int(r['errors']) for r in rows[name])} |")
+    print(f"| {name} | {med(name,'rps'):,.0f} | {med(name,'p50_us')/1000:.2f} | {med(name,'p99_us')/1000:.2f} | {med(name,'cpu_us'):.0f} | {sum(int(r['non2xx']) for r in rows[name])} | {sum(int(r['errors']) for r in rows[name])} |")
 print()
 def ratio(a, b, key): return med(a, key) / med(b, key)
-print("| ratio | throughput | p99 latency |")
-print("|---|---:|---:|")
+print("| ratio | throughput | p99 latency | CPU per request |")
+print("|---|---:|---:|---:|")
 for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w2","gatehouse-w1")]:
-    print(f"| {a} / {b} | {ratio(a,b,'rps'):.2f} | {ratio(a,b,'p99_us'):.2f} |")
+    print(f"| {a} / {b} | {ratio(a,b,'rps'):.2f} | {ratio(a,b,'p99_us'):.2f} | {ratio(a,b,'cpu_us'):.2f} |")
 print()
 print(f"Gatehouse memory: idle RSS (W1, $KEYS consumers) $((IDLE_RSS/1024)) MB; W1 with $MEMORY_KEYS consumers: idle $((MEM_IDLE/1024)) MB, peak under load $((PEAK/1024)) MB; Lua VM heap {int('$VM_KB')} KB per VM")
 PY

@@ -29,7 +29,7 @@ end
 function done(summary, latency, requests)
   local bad = 0
   for _, t in ipairs(threads) do bad = bad + t:get("non2xx") end
-  io.write(string.format("BENCH rps=%.1f p50_us=%d p99_us=%d non2xx=%d errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99), bad,
+  io.write(string.format("BENCH rps=%.1f p50_us=%d p99_us=%d non2xx=%d requests=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99), bad, summary.requests,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout + summary.errors.status))
 end
