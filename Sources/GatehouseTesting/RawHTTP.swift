@@ -21,63 +21,63 @@ public enum RawHTTP {
     /// The blocking socket work runs on a thread of its own: blocking a thread of Swift's
     /// cooperative pool would starve the gateway under test, which runs in the same process.
     public static func send(port: Int, _ request: String, timeoutSeconds: Int = 10) async throws -> Response {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { try sendBlocking(port: port, request, timeoutSeconds: timeoutSeconds) })
-            }
-            thread.start()
+        try await onOwnThread {
+            let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
+            defer { close(fd) }
+            try writeAll(fd, request)
+            return try parse(readAnswer(fd))
         }
     }
 
     /// Sends `start` (a request whose body has not ended), reads the answer that comes back
     /// before the body is complete, then tries to send `rest` (ignoring a closed connection).
     public static func sendUnfinished(port: Int, _ start: String, thenSend rest: String, timeoutSeconds: Int = 10) async throws -> Response {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(with: Result {
-                    let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
-                    defer { close(fd) }
-                    try writeAll(fd, start)
-                    var received: [UInt8] = []
-                    var buffer = [UInt8](repeating: 0, count: 65536)
-                    while !isComplete(received) {
-                        let n = read(fd, &buffer, buffer.count)
-                        if n <= 0 { break }
-                        received.append(contentsOf: buffer[0..<n])
-                    }
-                    try? writeAll(fd, rest)
-                    return try parse(received)
-                })
-            }.start()
+        try await onOwnThread {
+            let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
+            defer { close(fd) }
+            try writeAll(fd, start)
+            let answer = readAnswer(fd)
+            try? writeAll(fd, rest)
+            return try parse(answer)
         }
+    }
+
+    /// Runs blocking socket work on a new thread (see ``send(port:_:timeoutSeconds:)``).
+    static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
+    /// Reads until one whole answer (head plus Content-Length body) arrived, or the connection
+    /// closed (an answer without Content-Length ends there).
+    static func readAnswer(_ fd: Int32) -> [UInt8] {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while completeLength(received) == nil {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            received.append(contentsOf: buffer[0..<n])
+        }
+        return received
     }
 
     /// Sends `requests` one after another on one keep-alive connection, reading each answer
     /// (which must carry a Content-Length) before sending the next. Stops early if the server
     /// closes the connection; the answers received so far are returned.
     public static func sendOnOneConnection(port: Int, _ requests: [String], timeoutSeconds: Int = 10) async throws -> [Response] {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(with: Result {
-                    let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
-                    defer { close(fd) }
-                    var answers: [Response] = []
-                    var pending: [UInt8] = []
-                    var buffer = [UInt8](repeating: 0, count: 65536)
-                    for request in requests {
-                        guard (try? writeAll(fd, request)) != nil else { break }
-                        while completeLength(pending) == nil {
-                            let n = read(fd, &buffer, buffer.count)
-                            if n <= 0 { return answers }
-                            pending.append(contentsOf: buffer[0..<n])
-                        }
-                        let length = completeLength(pending)!
-                        answers.append(try parse(Array(pending[..<length])))
-                        pending.removeFirst(length)
-                    }
-                    return answers
-                })
-            }.start()
+        try await onOwnThread {
+            let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
+            defer { close(fd) }
+            var answers: [Response] = []
+            for request in requests {
+                guard (try? writeAll(fd, request)) != nil else { break }
+                // Keep-alive answers carry a Content-Length and nothing follows them unasked.
+                let answer = readAnswer(fd)
+                guard completeLength(answer) != nil else { break }
+                answers.append(try parse(answer))
+            }
+            return answers
         }
     }
 
@@ -106,32 +106,14 @@ public enum RawHTTP {
     /// Opens a connection, sends nothing, and returns after how long the server closed it (nil if
     /// it was still open after `waitSeconds`).
     public static func silentConnection(port: Int, waitSeconds: Int) async throws -> Duration? {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(with: Result {
-                    let fd = try connectLoopback(port: port, timeoutSeconds: waitSeconds)
-                    defer { close(fd) }
-                    let started = ContinuousClock.now
-                    var byte: UInt8 = 0
-                    let n = read(fd, &byte, 1)
-                    return n == 0 ? ContinuousClock.now - started : nil
-                })
-            }.start()
+        try await onOwnThread {
+            let fd = try connectLoopback(port: port, timeoutSeconds: waitSeconds)
+            defer { close(fd) }
+            let started = ContinuousClock.now
+            var byte: UInt8 = 0
+            let n = read(fd, &byte, 1)
+            return n == 0 ? ContinuousClock.now - started : nil
         }
-    }
-
-    static func sendBlocking(port: Int, _ request: String, timeoutSeconds: Int) throws -> Response {
-        let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
-        defer { close(fd) }
-        try writeAll(fd, request)
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while !isComplete(received) {
-            let n = read(fd, &buffer, buffer.count)
-            if n <= 0 { break }
-            received.append(contentsOf: buffer[0..<n])
-        }
-        return try parse(received)
     }
 
     /// A blocking TCP connection to 127.0.0.1:`port` whose reads time out after `timeoutSeconds`.
@@ -152,17 +134,6 @@ public enum RawHTTP {
             throw TestHarnessError("connect() failed")
         }
         return fd
-    }
-
-    /// Whether a response with a Content-Length has fully arrived (others end at close).
-    static func isComplete(_ bytes: [UInt8]) -> Bool {
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let end = text.range(of: "\r\n\r\n") else { return false }
-        let head = text[..<end.lowerBound].lowercased()
-        guard let line = head.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
-              let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
-        else { return false }
-        return text[end.upperBound...].utf8.count >= length
     }
 
     static func parse(_ bytes: [UInt8]) throws -> Response {
