@@ -43,6 +43,8 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
         case done
     }
     private var state = State.awaitingHead
+    /// The upstream answered 3xx-5xx: a client body still arriving is not wanted any more.
+    private var refused = false
 
     init(loop: any EventLoop, method: HTTPRequest.Method, wholeBodyLimit: Int, pump: RequestBodyPump?) {
         self.loop = loop
@@ -67,6 +69,7 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
     }
 
     private func takeHead(_ task: HTTPClient.Task<Void>, _ responseHead: HTTPResponseHead) {
+        refused = responseHead.status.code >= 300
         var fields = HTTPFields()
         fields.reserveCapacity(responseHead.headers.count)
         for (name, value) in responseHead.headers {
@@ -119,7 +122,7 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
     }
 
     func didFinishRequest(task: HTTPClient.Task<Void>) throws {
-        afterPump(failed: false) { self.finish() }
+        afterPump(failed: refused) { self.finish() }
     }
 
     func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
@@ -128,7 +131,9 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
 
     /// AsyncHTTPClient is done with the response: the client body (if it streams) must no
     /// longer be read by us when the answer goes on, since the server reads the rest of it
-    /// next. After a success the pump finishes sending it; after a failure it is cancelled.
+    /// next. After a success the pump finishes sending it; after a failure or a refusal it is
+    /// cancelled, so the answer does not wait for the rest of an unwanted upload (the client
+    /// connection is then closed after the answer, as the body was not read to its end).
     private func afterPump(failed: Bool, _ body: @escaping @Sendable () -> Void) {
         guard let pump else { return body() }
         let loop = self.loop

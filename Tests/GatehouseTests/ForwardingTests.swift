@@ -86,6 +86,21 @@ import Testing
         }
     }
 
+    @Test func anEarlyRefusalReachesAClientThatIsStillUploading() async throws {
+        let fixture = try PolicyFixture.make()
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, _, _ in
+            // The client sends half its body and waits for an answer; the upstream refuses at
+            // once. The refusal must not wait for the rest of an upload nobody wants.
+            let r = try await RawHTTP.sendUnfinished(
+                port: gateway.port,
+                "POST /upload HTTP/1.1\r\nHost: x\r\nx-echo-early: 1\r\nx-echo-status: 401\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                thenSend: "5\r\nworld\r\n0\r\n\r\n", timeoutSeconds: 3)
+            #expect(r.status == 401)
+            #expect(try await send(gateway.baseURL + "/hop").status == 200)
+        }
+    }
+
     @Test func upstreamDownIs502ProblemNamingNoAddress() async throws {
         let fixture = try PolicyFixture.make()
         defer { fixture.remove() }
