@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "gatehouse", targets: ["GatehouseCLI"]),
         .library(name: "Gatehouse", targets: ["Gatehouse"]),
         .executable(name: "gatehouse-fuzz", targets: ["GatehouseFuzz"]),
+        .executable(name: "gatehouse-stack-baseline", targets: ["StackBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -125,6 +126,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "GatehouseFuzz", dependencies: ["GatehouseTesting"], swiftSettings: strict),
+        // The bare stack (Hummingbird in front, AsyncHTTPClient behind) that bench/run.sh times
+        // beside Gatehouse, to tell the stack's own cost from the gateway's.
+        .executableTarget(
+            name: "StackBaseline",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strict),
         .testTarget(name: "GatehouseLuaTests", dependencies: ["GatehouseLua", "CGatehouseLua"], swiftSettings: strict),
         .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"], swiftSettings: strict),
         .testTarget(

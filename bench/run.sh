@@ -9,7 +9,9 @@
 # each target runs wrk with the same connections, duration and key mix, alternating targets
 # across rounds. Every target is checked for correct answers before it is timed. Besides
 # requests/s and latency it reports each target's own CPU time per request (user + system of
-# the target's processes during its run; the upstream's for "direct").
+# the target's processes during its run; the upstream's for "direct"). "swift-stack" is the
+# bare stack Gatehouse is built on (Hummingbird + AsyncHTTPClient forwarding, nothing else),
+# to tell the stack's own cost from the gateway's.
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
@@ -33,6 +35,7 @@ trap cleanup EXIT
 
 echo "== building gatehouse (release)"
 (cd "$ROOT" && swift build -c release --product gatehouse 2>&1 | tail -1)
+(cd "$ROOT" && swift build -c release --product gatehouse-stack-baseline 2>&1 | tail -1)
 GATEHOUSE="$ROOT/.build/release/gatehouse"
 
 python3 "$BENCH/gen-keys.py" "$KEYS" "$WORK"
@@ -60,6 +63,9 @@ start_gatehouse() { # name port consumers-dir
     > "$dir/log" 2>&1 & PIDS+=($!)
   eval "PID_$1=$!"
 }
+# The bare stack Gatehouse is built on (Hummingbird + AsyncHTTPClient, nothing else).
+"$ROOT/.build/release/gatehouse-stack-baseline" 8094 http://127.0.0.1:9201 > "$WORK/stack.log" 2>&1 & PIDS+=($!)
+PID_stack=$!
 start_gatehouse w0 8090 "$WORK"
 start_gatehouse w1 8091 "$WORK"
 start_gatehouse w2 8092 "$WORK"
@@ -91,6 +97,7 @@ for port in 8081 8083 8091; do
 done
 check http://127.0.0.1:8082/v1/items/1 200 sandbox
 check http://127.0.0.1:8090/v1/items/1 200 sandbox
+check http://127.0.0.1:8094/v1/items/1 200 sandbox
 check http://127.0.0.1:8092/v1/items/1 200 production -X POST -H "Authorization: Bearer $LIVE" -H 'content-type: application/json' -d '{"qty":1}'
 check http://127.0.0.1:8093/v1/items/1 200 production -H "Authorization: Bearer $(sed -n 2p "$WORK/mem/keys.txt")"
 
@@ -107,7 +114,7 @@ cpu_ticks() {
   echo "$total"
 }
 TICKS=$(getconf CLK_TCK)
-TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2"
+TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy swift-stack:8094:GET:stack gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2"
 : > "$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
@@ -150,7 +157,7 @@ print()
 def ratio(a, b, key): return med(a, key) / med(b, key)
 print("| ratio | throughput | p99 latency | CPU per request |")
 print("|---|---:|---:|---:|")
-for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w2","gatehouse-w1")]:
+for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w0","swift-stack"), ("gatehouse-w2","gatehouse-w1")]:
     print(f"| {a} / {b} | {ratio(a,b,'rps'):.2f} | {ratio(a,b,'p99_us'):.2f} | {ratio(a,b,'cpu_us'):.2f} |")
 print()
 print(f"Gatehouse memory: idle RSS (W1, $KEYS consumers) $((IDLE_RSS/1024)) MB; W1 with $MEMORY_KEYS consumers: idle $((MEM_IDLE/1024)) MB, peak under load $((PEAK/1024)) MB; Lua VM heap {int('$VM_KB')} KB per VM")
