@@ -2,9 +2,10 @@ import NIOCore
 
 /// A task executor that runs jobs on one NIO event loop.
 ///
-/// The responder prefers the executor of the connection's loop, so the whole request (route
-/// match, every Lua invocation on that loop's VM, and the upstream call, since
-/// AsyncHTTPClient picks the current loop) runs on one thread with no hops between them.
+/// Each connection's task prefers the executor of the connection's loop (`LoopPinnedChannel`),
+/// so the whole request (reading it, route match, every Lua invocation on that loop's VM, the
+/// upstream call, which takes its connection from the current loop, and writing the answer)
+/// runs on one thread with no hops between them.
 final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     let loop: any EventLoop
 

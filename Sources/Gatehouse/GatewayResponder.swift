@@ -14,17 +14,11 @@ public struct GatewayResponder: HTTPResponder {
     let store: SnapshotStore
     let pipeline: RequestPipeline
     let logger: Logger
-    let executors: EventLoopExecutors
 
+    /// Runs on the connection's event loop: `LoopPinnedChannel` gives each connection's task
+    /// that loop's executor, so the VM calls and the upstream call below need no hop.
     public func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
-        // Run the whole request on the connection's event loop: its Lua VM lives there and
-        // AsyncHTTPClient then picks the same loop, so no step hops threads.
-        guard let executor = executors.executor(for: context.eventLoop) else {
-            return await handleRequest(request, context: context)
-        }
-        return await withTaskExecutorPreference(executor) {
-            await handleRequest(request, context: context)
-        }
+        await handleRequest(request, context: context)
     }
 
     private func handleRequest(_ request: Request, context: GatewayRequestContext) async -> Response {

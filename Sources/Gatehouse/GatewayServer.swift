@@ -66,9 +66,7 @@ public final class GatewayServer: Sendable {
     /// The HTTP server as a `Service`. `onRunning` receives the bound port (useful with port 0).
     public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let executors = EventLoopExecutors(group: eventLoopGroup)
-        let responder = GatewayResponder(
-            store: store, pipeline: RequestPipeline(upstream: upstream, logger: logger), logger: logger,
-            executors: executors)
+        let responder = GatewayResponder(store: store, pipeline: RequestPipeline(upstream: upstream, logger: logger), logger: logger)
         let settings = store.current.config.settings
         let counter = ConnectionCounter()
         let requestTimeout = TimeAmount.seconds(Int64(settings.requestTimeoutSeconds))
