@@ -17,7 +17,7 @@ import Testing
     ]
     static let trickyNumbers: [Double] = [
         0, -0.0, 1, -1, 3.0, 12.5, 0.1, 1e-7, 2.5e-10, 1e15, 1e16, 123456789012345, 123456789.123,
-        9_007_199_254_740_992, Double(Int64.max), 1e300, -1e-300, 5e-324, .pi, -2.75,
+        9_007_199_254_740_992, Double(Int64.max), 1e300, -1e-300, .leastNonzeroMagnitude, .pi, -2.75,
     ]
 
     @Test func tricky() throws {
