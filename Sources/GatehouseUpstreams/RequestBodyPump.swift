@@ -16,7 +16,8 @@ import NIOCore
 /// report the request finished and then refuse the rest of the body, leaving the upstream
 /// connection half-sent and never reused. So a successful answer is held until the body was
 /// sent (``sent(on:)``, used by the exchange before it takes the head), and the pump is
-/// only cancelled when the exchange failed (``cancel(on:)``).
+/// only cancelled when the exchange failed or the upstream refused with 3xx–5xx
+/// (``cancel(on:)``), so such an answer does not wait for the rest of an unwanted upload.
 final class RequestBodyPump: Sendable {
     private enum State {
         case idle
