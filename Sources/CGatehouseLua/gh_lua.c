@@ -35,7 +35,7 @@ static uint64_t gh_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-gh_vm *gh_vm_of(lua_State *L) { return *(gh_vm **)lua_getextraspace(L); }
+static gh_vm *gh_vm_of(lua_State *L) { return *(gh_vm **)lua_getextraspace(L); }
 
 // MARK: Allocator
 
@@ -53,7 +53,16 @@ static void *gh_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   void *block = realloc(ptr, nsize);
-  if (block == NULL) return NULL;
+  if (block == NULL) {
+    // Refusing here would make Lua raise a memory error, and while the host is using the
+    // state that longjmp would cross a Swift frame (a host function called through the
+    // trampoline). The machine itself is out of memory: stop, and say why.
+    if (vm->host_active) {
+      fprintf(stderr, "gatehouse: out of memory while the host was using a Lua state\n");
+      abort();
+    }
+    return NULL;
+  }
   vm->memory_used = vm->memory_used - old + nsize;
   return block;
 }
@@ -331,8 +340,6 @@ void gh_vm_set_dispatch(gh_vm *vm, gh_dispatch_fn fn, void *context) {
   vm->dispatch_context = context;
 }
 
-size_t gh_vm_memory_used(gh_vm *vm) { return vm->memory_used; }
-void gh_vm_set_memory_limit(gh_vm *vm, size_t limit) { vm->memory_limit = limit; }
 void gh_vm_collect(gh_vm *vm) { lua_gc(vm->L, LUA_GCCOLLECT, 0); }
 
 // MARK: Protected entry points
@@ -451,14 +458,12 @@ void gh_settop(lua_State *L, int index) { lua_settop(L, index); }
 int gh_absindex(lua_State *L, int index) { return lua_absindex(L, index); }
 int gh_checkstack(lua_State *L, int n) { return lua_checkstack(L, n); }
 void gh_pushvalue(lua_State *L, int index) { lua_pushvalue(L, index); }
-void gh_rotate(lua_State *L, int index, int n) { lua_rotate(L, index, n); }
 void gh_remove(lua_State *L, int index) { lua_remove(L, index); }
 void gh_insert(lua_State *L, int index) { lua_insert(L, index); }
 void gh_xmove(lua_State *from, lua_State *to, int n) { lua_xmove(from, to, n); }
 int gh_type(lua_State *L, int index) { return lua_type(L, index); }
 const char *gh_typename(lua_State *L, int type) { return lua_typename(L, type); }
 int gh_isinteger(lua_State *L, int index) { return lua_isinteger(L, index); }
-int gh_rawequal(lua_State *L, int a, int b) { return lua_rawequal(L, a, b); }
 
 void gh_pushnil(lua_State *L) { lua_pushnil(L); }
 void gh_pushboolean(lua_State *L, int value) { lua_pushboolean(L, value); }
@@ -476,28 +481,13 @@ const char *gh_tostring_raw(lua_State *L, int index, size_t *length) {
   return lua_tolstring(L, index, length);
 }
 void *gh_touserdata(lua_State *L, int index) { return lua_touserdata(L, index); }
-gh_thread *gh_tothread(lua_State *L, int index) { return lua_tothread(L, index); }
 
 int gh_rawget(lua_State *L, int index) { return lua_rawget(L, index); }
 int gh_rawgeti(lua_State *L, int index, int64_t n) { return lua_rawgeti(L, index, (lua_Integer)n); }
 void gh_rawset(lua_State *L, int index) { lua_rawset(L, index); }
 void gh_rawseti(lua_State *L, int index, int64_t n) { lua_rawseti(L, index, (lua_Integer)n); }
-int gh_rawgetfield(lua_State *L, int index, const char *key) {
-  index = lua_absindex(L, index);
-  lua_pushstring(L, key);
-  return lua_rawget(L, index);
-}
-void gh_rawsetfield(lua_State *L, int index, const char *key) {
-  index = lua_absindex(L, index);
-  lua_pushstring(L, key);
-  lua_insert(L, -2);
-  lua_rawset(L, index);
-}
 size_t gh_rawlen(lua_State *L, int index) { return (size_t)lua_rawlen(L, index); }
 int gh_next(lua_State *L, int index) { return lua_next(L, index); }
-int gh_getmetatable(lua_State *L, int index) { return lua_getmetatable(L, index); }
-void gh_setmetatable(lua_State *L, int index) { lua_setmetatable(L, index); }
-int gh_set_env(lua_State *L, int funcindex) { return lua_setupvalue(L, funcindex, 1) != NULL; }
 
 int gh_ref(lua_State *L) { return luaL_ref(L, LUA_REGISTRYINDEX); }
 void gh_unref(lua_State *L, int ref) { luaL_unref(L, LUA_REGISTRYINDEX, ref); }

@@ -90,7 +90,6 @@ public struct LuaState: @unchecked Sendable, Equatable {
     }
 
     @inlinable public func toUserdata(at index: Int32) -> UnsafeMutableRawPointer? { gh_touserdata(pointer, index) }
-    @inlinable public func toThread(at index: Int32) -> LuaState? { gh_tothread(pointer, index).map(LuaState.init) }
 
     /// Any value rendered as Lua's `tostring` would (runs `__tostring` under protection).
     public func describe(at index: Int32) -> String {
@@ -133,9 +132,6 @@ public struct LuaState: @unchecked Sendable, Equatable {
     @inlinable public func rawLength(at index: Int32) -> Int { gh_rawlen(pointer, index) }
     /// Table traversal: with a key on top, pushes the next key and value; false at the end.
     @inlinable public func next(_ tableIndex: Int32) -> Bool { gh_next(pointer, tableIndex) != 0 }
-    @inlinable @discardableResult public func pushMetatable(of index: Int32) -> Bool { gh_getmetatable(pointer, index) != 0 }
-    /// Pops a table and makes it the metatable of the value at `index`.
-    @inlinable public func setMetatable(_ index: Int32) { gh_setmetatable(pointer, index) }
 
     // MARK: Registry references
 

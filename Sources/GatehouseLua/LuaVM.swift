@@ -29,12 +29,6 @@ public final class LuaVM: @unchecked Sendable {
         gh_vm_close(vm)
     }
 
-    /// Bytes currently allocated by this VM.
-    public var memoryUsed: Int { gh_vm_memory_used(vm) }
-
-    /// Changes the cap on what Lua code may allocate (0 = unlimited).
-    public func setMemoryLimit(_ bytes: Int) { gh_vm_set_memory_limit(vm, bytes) }
-
     /// Runs a full garbage collection cycle.
     public func collectGarbage() { gh_vm_collect(vm) }
 

@@ -61,10 +61,7 @@ typedef int (*gh_dispatch_fn)(gh_thread *L, int id, void *context);
 gh_vm *gh_vm_new(size_t memory_limit);
 void gh_vm_close(gh_vm *vm);
 gh_thread *gh_vm_main(gh_vm *vm);
-gh_vm *gh_vm_of(gh_thread *L);
 void gh_vm_set_dispatch(gh_vm *vm, gh_dispatch_fn fn, void *context);
-size_t gh_vm_memory_used(gh_vm *vm);
-void gh_vm_set_memory_limit(gh_vm *vm, size_t limit);
 /// Arms the per-invocation budgets before a protected call or resume: an instruction budget
 /// (0 = unlimited) and a wall-clock allowance in nanoseconds from now (0 = unlimited).
 void gh_vm_arm_budget(gh_vm *vm, uint64_t instructions, uint64_t deadline_ns);
@@ -96,22 +93,20 @@ void gh_push_host_function(gh_thread *L, int id);
 /// comparator, a `string.gsub` callback, or on the main thread).
 int gh_is_yieldable(gh_thread *L);
 
-// MARK: Non-raising stack access (under the host allocator rule these cannot fail except on a
-// genuine allocation failure, which reaches the panic handler and aborts, never a longjmp)
+// MARK: Non-raising stack access (while the host uses a state its allocator never refuses, and a
+// genuine allocation failure aborts the process: these never longjmp)
 
 int gh_gettop(gh_thread *L);
 void gh_settop(gh_thread *L, int index);
 int gh_absindex(gh_thread *L, int index);
 int gh_checkstack(gh_thread *L, int n);
 void gh_pushvalue(gh_thread *L, int index);
-void gh_rotate(gh_thread *L, int index, int n);
 void gh_remove(gh_thread *L, int index);
 void gh_insert(gh_thread *L, int index);
 void gh_xmove(gh_thread *from, gh_thread *to, int n);
 int gh_type(gh_thread *L, int index);
 const char *gh_typename(gh_thread *L, int type);
 int gh_isinteger(gh_thread *L, int index);
-int gh_rawequal(gh_thread *L, int a, int b);
 
 void gh_pushnil(gh_thread *L);
 void gh_pushboolean(gh_thread *L, int value);
@@ -127,22 +122,15 @@ double gh_tonumberx(gh_thread *L, int index, int *isnum);
 /// Bytes of a string value only (never converts numbers in place). NULL if not a string.
 const char *gh_tostring_raw(gh_thread *L, int index, size_t *length);
 void *gh_touserdata(gh_thread *L, int index);
-gh_thread *gh_tothread(gh_thread *L, int index);
 
 /// Raw table access (no metamethods, so no Lua code runs and nothing raises).
 int gh_rawget(gh_thread *L, int index);
 int gh_rawgeti(gh_thread *L, int index, int64_t n);
 void gh_rawset(gh_thread *L, int index);
 void gh_rawseti(gh_thread *L, int index, int64_t n);
-int gh_rawgetfield(gh_thread *L, int index, const char *key);
-void gh_rawsetfield(gh_thread *L, int index, const char *key);
 size_t gh_rawlen(gh_thread *L, int index);
 /// lua_next; only raises for a key not in the table, which callers never pass.
 int gh_next(gh_thread *L, int index);
-int gh_getmetatable(gh_thread *L, int index);
-void gh_setmetatable(gh_thread *L, int index);
-/// Sets the first upvalue of the function at `funcindex` (a chunk's _ENV) to the value on top.
-int gh_set_env(gh_thread *L, int funcindex);
 
 int gh_ref(gh_thread *L);
 void gh_unref(gh_thread *L, int ref);
