@@ -20,6 +20,9 @@ public final class BadUpstream: @unchecked Sendable {
         /// before reading the body (as nginx's `return` does), then discards the body
         /// (Content-Length or chunked). Each connection is served on its own thread.
         case answersBeforeReadingBody
+        /// Answers `401` as soon as the request head arrives, with a chunked body whose last
+        /// chunk comes 100 ms later, and never reads the upload.
+        case refusesUploadAfterHead
     }
 
     public let port: Int
@@ -64,6 +67,10 @@ public final class BadUpstream: @unchecked Sendable {
                 Thread { Self.answerBeforeReading(client) }.start()
                 continue
             }
+            if case .refusesUploadAfterHead = behaviour {
+                Thread { Self.refuseAfterHead(client) }.start()
+                continue
+            }
             var buffer = [UInt8](repeating: 0, count: 65536)
             var received: [UInt8] = []
             while !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") {
@@ -77,7 +84,7 @@ public final class BadUpstream: @unchecked Sendable {
             case .closeWithoutAnswer: answer = ""
             case .truncatedBody: answer = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n\r\n0123456789"
             case .truncatedLargeBody: answer = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nContent-Type: text/plain\r\n\r\n0123456789"
-            case .answersBeforeReadingBody: answer = ""
+            case .answersBeforeReadingBody, .refusesUploadAfterHead: answer = "" // served on their own threads above
             }
             _ = Array(answer.utf8).withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
             close(client)
@@ -127,5 +134,22 @@ public final class BadUpstream: @unchecked Sendable {
                 pending.removeFirst(length)
             }
         }
+    }
+
+    /// One connection of `.refusesUploadAfterHead`.
+    private static func refuseAfterHead(_ client: Int32) {
+        defer { close(client) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") {
+            let n = read(client, &buffer, buffer.count)
+            if n <= 0 { return }
+            received.append(contentsOf: buffer[0..<n])
+        }
+        func send(_ text: String) { _ = Array(text.utf8).withUnsafeBytes { write(client, $0.baseAddress, $0.count) } }
+        send("HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n")
+        usleep(100_000)
+        send("0\r\n\r\n")
+        usleep(3_000_000) // keep the connection open, unread, while the test runs
     }
 }

@@ -25,6 +25,8 @@ final class RequestBodyPump: Sendable {
         case stopped
     }
     private let state = NIOLockedValueBox(State.idle)
+    /// The write the pump is waiting on, taken by whoever completes it first.
+    private let gate = NIOLockedValueBox<EventLoopPromise<Void>?>(nil)
     private let body: StreamedBody
 
     init(_ body: StreamedBody) {
@@ -43,12 +45,33 @@ final class RequestBodyPump: Sendable {
                 }
                 let task = promise.completeWithTask {
                     for try await chunk in chunks {
-                        try await writer.write(.byteBuffer(chunk)).get()
+                        try await self.accepted(writer.write(.byteBuffer(chunk)), on: loop)
                     }
                 }
                 state = .running(task, promise.futureResult)
                 return promise.futureResult
             }
+        }
+    }
+
+    /// Waits for AsyncHTTPClient to take a chunk. After a 3xx-5xx answer it pauses the upload
+    /// and may never complete that write, so the wait ends on cancellation too.
+    private func accepted(_ write: EventLoopFuture<Void>, on loop: any EventLoop) async throws {
+        let waiting = loop.makePromise(of: Void.self)
+        gate.withLockedValue { $0 = waiting }
+        write.whenComplete { result in self.takeGate(waiting)?.completeWith(result) }
+        try await withTaskCancellationHandler {
+            try await waiting.futureResult.get()
+        } onCancel: {
+            self.takeGate(waiting)?.fail(CancellationError())
+        }
+    }
+
+    private func takeGate(_ promise: EventLoopPromise<Void>) -> EventLoopPromise<Void>? {
+        gate.withLockedValue { current in
+            guard let taken = current, taken.futureResult === promise.futureResult else { return nil }
+            current = nil
+            return taken
         }
     }
 

@@ -39,12 +39,20 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
         /// A small body with a declared length, collected before the head is handed on.
         case collecting(UpstreamClient.Response, ByteBuffer)
         /// Handed on; `demand` is completed when the consumer wants more.
-        case streaming(Producer.Source, HTTPClient.Task<Void>, demand: EventLoopPromise<Void>?)
+        case streaming(Producer.Source, demand: EventLoopPromise<Void>?)
         case done
     }
     private var state = State.awaitingHead
     /// The upstream answered 3xx-5xx: a client body still arriving is not wanted any more.
     private var refused = false
+    /// The request in AsyncHTTPClient, to cancel when its answer is no longer wanted.
+    private var task: HTTPClient.Task<Void>?
+    /// For a refusal while the upload streams (see `settleRefusal`): the declared length of
+    /// the answer's body, what arrived of it, and the fallback timer.
+    private var expected: Int?
+    private var received = 0
+    private var refusalTimer: Scheduled<Void>?
+    private var settling = false
 
     init(loop: any EventLoop, method: HTTPRequest.Method, wholeBodyLimit: Int, pump: RequestBodyPump?) {
         self.loop = loop
@@ -70,6 +78,8 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
 
     private func takeHead(_ task: HTTPClient.Task<Void>, _ responseHead: HTTPResponseHead) {
         refused = responseHead.status.code >= 300
+        self.task = task
+        defer { if refused, pump != nil, !isDone { armRefusalTimer() } }
         var fields = HTTPFields()
         fields.reserveCapacity(responseHead.headers.count)
         for (name, value) in responseHead.headers {
@@ -78,6 +88,7 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
         HopByHop.strip(&fields)
         let status = HTTPResponse.Status(code: Int(responseHead.status.code))
         let length = fields[.contentLength].flatMap { Int($0) }
+        expected = length
         if bodyless || status == .noContent || status == .notModified || length == 0 {
             state = .done
             head.succeed(UpstreamClient.Response(status: status, headers: fields, body: .empty))
@@ -88,13 +99,22 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
         } else {
             let producer = Producer.makeSequence(
                 backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false, delegate: self)
-            state = .streaming(producer.source, task, demand: nil)
+            state = .streaming(producer.source, demand: nil)
             head.succeed(UpstreamClient.Response(
                 status: status, headers: fields, body: .stream(StreamedBody(chunks: producer.sequence, length: length))))
         }
     }
 
     func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ part: ByteBuffer) -> EventLoopFuture<Void> {
+        let next = take(part)
+        if refused, pump != nil {
+            received += part.readableBytes
+            if let expected, received >= expected { settleRefusal() } else if !isDone { armRefusalTimer() }
+        }
+        return next
+    }
+
+    private func take(_ part: ByteBuffer) -> EventLoopFuture<Void> {
         switch state {
         case .collecting(let response, var buffer):
             var part = part
@@ -102,18 +122,18 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
             buffer.writeBuffer(&part)
             state = .collecting(response, buffer)
             return loop.makeSucceededVoidFuture()
-        case .streaming(let source, let task, _):
+        case .streaming(let source, _):
             switch source.yield(part) {
             case .produceMore:
                 return loop.makeSucceededVoidFuture()
             case .stopProducing:
                 let demand = loop.makePromise(of: Void.self)
-                state = .streaming(source, task, demand: demand)
+                state = .streaming(source, demand: demand)
                 return demand.futureResult
             case .dropped:
                 // The consumer is gone (the client disconnected or a policy replaced the body).
                 state = .done
-                task.cancel()
+                task?.cancel()
                 return loop.makeSucceededVoidFuture()
             }
         case .awaitingHead, .done:
@@ -143,13 +163,46 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
         }
     }
 
+    private var isDone: Bool {
+        if case .done = state { return true }
+        return false
+    }
+
+    /// A 3xx-5xx answer to an upload still streaming. AsyncHTTPClient pauses the upload, and
+    /// may then hold back the end of the answer until an upload that will never resume ends:
+    /// without this the request would wait forever. So the answer is settled here once its
+    /// declared length has arrived, or after a second without data (an unsized body, or one
+    /// that stops short, which is then a 502 or a cut): the pump is cancelled, the answer
+    /// handed on, and the upstream request (left mid-upload) abandoned.
+    private func settleRefusal() {
+        guard !settling, let pump else { return }
+        settling = true
+        refusalTimer?.cancel()
+        refusalTimer = nil
+        let task = self.task
+        pump.cancel(on: loop).whenComplete { _ in
+            if let expected = self.expected, self.received < expected {
+                self.fail(HTTPClientError.remoteConnectionClosed)
+            } else {
+                self.finish()
+            }
+            task?.cancel()
+        }
+    }
+
+    private func armRefusalTimer() {
+        refusalTimer?.cancel()
+        refusalTimer = loop.scheduleTask(in: .seconds(1)) { self.settleRefusal() }
+    }
+
     private func finish() {
+        refusalTimer?.cancel()
         switch state {
         case .collecting(var response, let buffer):
             response.body = .buffered(buffer)
             state = .done
             head.succeed(response)
-        case .streaming(let source, _, let demand):
+        case .streaming(let source, let demand):
             state = .done
             source.finish()
             demand?.succeed()
@@ -162,10 +215,11 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
     }
 
     private func fail(_ error: any Error) {
+        refusalTimer?.cancel()
         switch state {
         case .awaitingHead, .collecting:
             head.fail(error)
-        case .streaming(let source, _, let demand):
+        case .streaming(let source, let demand):
             source.finish(error)
             demand?.succeed()
         case .done:
@@ -185,16 +239,16 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
     }
 
     private func resume() {
-        guard case .streaming(let source, let task, let demand?) = state else { return }
-        state = .streaming(source, task, demand: nil)
+        guard case .streaming(let source, let demand?) = state else { return }
+        state = .streaming(source, demand: nil)
         demand.succeed()
     }
 
     private func consumerGone() {
-        guard case .streaming(_, let task, let demand) = state else { return }
+        guard case .streaming(_, let demand) = state else { return }
         // Stops reading the upstream; the connection is closed rather than reused.
         state = .done
-        task.cancel()
+        task?.cancel()
         demand?.succeed()
     }
 }

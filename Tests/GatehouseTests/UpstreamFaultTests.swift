@@ -83,6 +83,23 @@ import Testing
         }
     }
 
+    /// A refusal whose end arrives after the client library stopped expecting anything but the
+    /// rest of the upload: AsyncHTTPClient holds the end back until an upload it paused ends,
+    /// which is never. The gateway settles the answer itself (here after a second without
+    /// data, the body being unsized) instead of waiting forever.
+    @Test func aRefusalWhileTheUploadStreamsIsAnsweredNotHeldForever() async throws {
+        try await withFaultyUpstream(.refusesUploadAfterHead) { gateway, _ in
+            let started = ContinuousClock.now
+            let r = try await RawHTTP.sendUnfinished(
+                port: gateway.port,
+                "POST /fault HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                thenSend: "0\r\n\r\n", timeoutSeconds: 5)
+            #expect(r.status == 401)
+            #expect(r.body == "no")
+            #expect(ContinuousClock.now - started < .seconds(4))
+        }
+    }
+
     @Test func aSmallBodyCutShortIsA502BecauseNothingWasSentYet() async throws {
         // Small responses with a declared length are collected before the head goes on, so a
         // cut is still reported honestly instead of as a 200 with a short body.
