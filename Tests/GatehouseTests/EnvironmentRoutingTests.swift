@@ -38,6 +38,13 @@ import Testing
             #expect(b.json["body"] as? String == "{\"amount\":5}")
             #expect(sandbox.requestCount == 1)
             #expect(production.requestCount == 1)
+            // The scheme is matched without regard to case, and must be followed by a space.
+            let lower = try await send(gateway.baseURL + "/v1/customers/42", headers: [("Authorization", "bEARER \(Self.sandboxKey)")])
+            #expect(lower.status == 200)
+            let glued = try await send(gateway.baseURL + "/v1/customers/42", headers: [("Authorization", "Bearer" + Self.sandboxKey)])
+            #expect(glued.status == 401)
+            let other = try await send(gateway.baseURL + "/v1/customers/42", headers: [("Authorization", "Basic \(Self.sandboxKey)")])
+            #expect(other.status == 401)
         }
     }
 

@@ -64,9 +64,14 @@ public struct APIKeyInbound: Sendable {
     private func extractKey(_ value: String) -> Substring? {
         var rest = value[...]
         if !scheme.isEmpty {
-            guard rest.count > scheme.count, rest.prefix(scheme.count).lowercased() == scheme.lowercased(),
-                  rest.dropFirst(scheme.count).first == " " else { return nil }
-            rest = rest.dropFirst(scheme.count + 1)
+            // "<scheme> <key>", the scheme matched without regard to ASCII case, compared byte
+            // by byte so no lowercased copies are made per request.
+            let bytes = rest.utf8
+            let n = scheme.utf8.count
+            guard bytes.count > n,
+                  bytes.prefix(n).elementsEqual(scheme.utf8, by: { Self.asciiLower($0) == Self.asciiLower($1) }),
+                  bytes[bytes.index(bytes.startIndex, offsetBy: n)] == UInt8(ascii: " ") else { return nil }
+            rest = rest[bytes.index(bytes.startIndex, offsetBy: n + 1)...]
         }
         let key = rest.drop(while: { $0 == " " })
         return key.isEmpty ? nil : key
@@ -76,6 +81,10 @@ public struct APIKeyInbound: Sendable {
         var headers = HTTPFields()
         headers[.wwwAuthenticate] = scheme.isEmpty ? "ApiKey" : "\(scheme) realm=\"gatehouse\""
         return Problem(status: .unauthorized, type: Problem.Kind.unauthorized, detail: detail, headers: headers)
+    }
+
+    private static func asciiLower(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
     }
 
     private static func prefix(_ digest: [UInt8]) -> UInt64 {

@@ -242,13 +242,15 @@ public final class PolicyRuntime: @unchecked Sendable {
         let rid = state.rid
         guard rid != 0, requests.removeValue(forKey: rid) != nil else { return }
         let L = vm.main
-        for ref in [liveRef, objectsRef] {
-            L.pushRef(ref)
+        func forget(in table: Int32) {
+            L.pushRef(table)
             L.push(rid)
             L.pushNil()
             L.rawSet(-3)
             L.pop()
         }
+        forget(in: liveRef)
+        forget(in: objectsRef)
     }
 
     // MARK: Invocations
@@ -428,19 +430,32 @@ public final class PolicyRuntime: @unchecked Sendable {
             let L = co.state
             let base = L.top - count + 1
             let code = count >= 1 ? L.toInteger(at: base) ?? -1 : -1
-            let returned = count >= 2 ? L.toString(at: base + 1) ?? "nil" : "nil"
+            // What the function returned, for an error message: read only on the failure paths,
+            // before the coroutine (whose stack holds it) is released.
+            func returned() -> String { count >= 2 ? L.toString(at: base + 1) ?? "nil" : "nil" }
             if case .loader = entry {
+                if code == -2 {
+                    let message = returned()
+                    vm.releaseCoroutine(co)
+                    return .done(.failed(PolicyFailure(policy: policy, message: message)))
+                }
                 let value = count >= 2 ? L.readJSON(at: base + 1) : .success(.null)
                 vm.releaseCoroutine(co)
-                if code == -2 { return .done(.failed(PolicyFailure(policy: policy, message: returned))) }
                 switch value {
                 case .success(let json): return .done(.value(json))
                 case .failure(let error): return .done(.failed(PolicyFailure(policy: policy, message: "the load function returned a value that is not JSON-compatible: \(error)")))
                 }
             }
+            if code == 0 {
+                vm.releaseCoroutine(co)
+                return .done(.proceed)
+            }
+            if code > 0, Int(code) <= state.responses.count {
+                vm.releaseCoroutine(co)
+                return .done(.respond(state.responses[Int(code) - 1]))
+            }
+            let value = returned()
             vm.releaseCoroutine(co)
-            if code == 0 { return .done(.proceed) }
-            if code > 0, Int(code) <= state.responses.count { return .done(.respond(state.responses[Int(code) - 1])) }
             let expected: String
             switch entry {
             case .inbound: expected = "an inbound policy must return the request (to continue) or a response (to answer now)"
@@ -448,7 +463,7 @@ public final class PolicyRuntime: @unchecked Sendable {
             case .handler: expected = "a handler must return a response"
             case .loader: expected = "a load function must return a value"
             }
-            return .done(.failed(PolicyFailure(policy: policy, message: "'\(policy)' returned \(returned == "nil" ? "nothing" : "a \(returned)"); \(expected)")))
+            return .done(.failed(PolicyFailure(policy: policy, message: "'\(policy)' returned \(value == "nil" ? "nothing" : "a \(value)"); \(expected)")))
         }
     }
 
