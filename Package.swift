@@ -65,8 +65,14 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
-            swiftSettings: strict
+            // The prelude's Lua: embedded by the EmbedLua plugin, not a source or resource.
+            exclude: ["Lua/prelude"],
+            swiftSettings: strict,
+            plugins: ["EmbedLua"]
         ),
+        // Generates PreludeSources.swift from Lua/prelude/*.lua (in the order of Lua/prelude/ORDER).
+        .executableTarget(name: "EmbedLuaTool", swiftSettings: strict),
+        .plugin(name: "EmbedLua", capability: .buildTool(), dependencies: ["EmbedLuaTool"]),
         .target(
             name: "GatehouseUpstreams",
             dependencies: [

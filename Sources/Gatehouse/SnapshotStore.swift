@@ -13,6 +13,7 @@ public final class SnapshotStore: Sendable {
     public var current: Snapshot { box.withLockedValue { $0 } }
 
     public func publish(_ snapshot: Snapshot) {
-        box.withLockedValue { $0 = snapshot }
+        // Never replace a newer generation with an older one, whatever order publishes come in.
+        box.withLockedValue { if snapshot.generation > $0.generation { $0 = snapshot } }
     }
 }

@@ -91,12 +91,13 @@ public struct LuaState: @unchecked Sendable, Equatable {
 
     @inlinable public func toUserdata(at index: Int32) -> UnsafeMutableRawPointer? { gh_touserdata(pointer, index) }
 
-    /// Any value rendered as Lua's `tostring` would (runs `__tostring` under protection).
-    public func describe(at index: Int32) -> String {
+    /// The text of a string, number (as Lua's `tostring` writes it) or boolean; nil for any
+    /// other type. Never runs Lua code (no `__tostring`): a host function must never run policy
+    /// code, which could change a table under a traversal or raise through the Swift frame.
+    public func plainText(at index: Int32) -> String? {
         var length = 0
-        let bytes = gh_describe(pointer, index, &length)
+        guard let bytes = gh_tostring_plain(pointer, index, &length) else { return nil }
         defer { pop() }
-        guard let bytes else { return "?" }
         return String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
     }
 

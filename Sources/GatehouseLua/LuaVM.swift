@@ -13,7 +13,8 @@ public final class LuaVM: @unchecked Sendable {
     @usableFromInline var hostFunctions: ContiguousArray<HostFunction> = []
     /// Finished coroutines ready for reuse (a fresh thread per call costs several times more).
     var idleCoroutines: [LuaCoroutine] = []
-    /// Budget armed before each resume or protected call.
+    /// The budget of each ``protectedCall(arguments:results:)`` (module loads, tests).
+    /// Invocations that resume carry their own ``LuaInvocation``.
     public var budget: LuaBudget = .default
 
     /// Creates a VM with the sandboxed standard libraries. `memoryLimit` caps what Lua code may
@@ -65,10 +66,10 @@ public final class LuaVM: @unchecked Sendable {
     /// Calls the function below `arguments` values on the main stack, under the budget, leaving
     /// `results` values (or any number with -1) on the stack.
     public func protectedCall(arguments: Int32, results: Int32) throws(LuaScriptError) {
-        gh_vm_arm_budget(vm, budget.instructions, budget.timeNanoseconds)
-        let status = gh_pcall(main.pointer, arguments, results)
+        let invocation = LuaInvocation(budget: budget)
+        let status = gh_pcall(main.pointer, arguments, results, invocation.state)
         if status != GH_OK {
-            let hit = LuaBudgetKind(code: gh_vm_budget_hit(vm))
+            let hit = invocation.exceeded
             let combined = main.toString(at: -1) ?? (status == GH_ERRMEM ? "not enough memory" : "error object is not a string")
             main.pop()
             throw LuaScriptError(combined: combined, budget: hit ?? (status == GH_ERRMEM ? .memory : nil))
@@ -87,13 +88,13 @@ public final class LuaVM: @unchecked Sendable {
 
     /// Returns a coroutine to the pool once its invocation is over (finished or failed).
     ///
-    /// A coroutine that ended in an error is closed and dropped, never reused: when the error
-    /// was raised from the count hook (a budget), Lua leaves the thread's hooks disabled and no
-    /// public API turns them back on, so a reused thread would run the next policy without
-    /// budgets. Errors are rare; a fresh thread costs a few hundred nanoseconds.
+    /// A coroutine that ended in an error, or is abandoned while suspended, is dropped, never
+    /// reused and never closed: when the error was raised from the count hook (a budget), Lua
+    /// leaves the thread's hooks disabled, so a reused thread would run the next policy without
+    /// budgets, and closing it would run its pending `__close` handlers without any. The
+    /// collector frees it. Errors are rare; a fresh thread costs a few hundred nanoseconds.
     public func releaseCoroutine(_ co: LuaCoroutine) {
         if co.failed || gh_status(co.state.pointer) != GH_OK {
-            _ = gh_resetthread(co.state.pointer, main.pointer)
             main.unref(co.ref)
             return
         }
@@ -106,11 +107,12 @@ public final class LuaVM: @unchecked Sendable {
     }
 
     /// Starts or continues `co` with `arguments` values on its stack (for a start: the function
-    /// and its arguments).
-    public func resume(_ co: LuaCoroutine, arguments: Int32) -> ResumeOutcome {
-        gh_vm_arm_budget(vm, budget.instructions, budget.timeNanoseconds)
+    /// and its arguments), under `invocation`'s budget: pass the same one to every resume of
+    /// one invocation. A budget already exceeded (the wall clock ran out while it waited) fails
+    /// at once without running Lua code.
+    public func resume(_ co: LuaCoroutine, arguments: Int32, invocation: LuaInvocation) -> ResumeOutcome {
         var results: Int32 = 0
-        let status = gh_resume(co.state.pointer, main.pointer, arguments, &results)
+        let status = gh_resume(co.state.pointer, main.pointer, arguments, &results, invocation.state)
         switch status {
         case GH_OK:
             return .finished(results: results)
@@ -120,7 +122,7 @@ public final class LuaVM: @unchecked Sendable {
             return .yielded
         default:
             co.failed = true
-            let hit = LuaBudgetKind(code: gh_vm_budget_hit(vm))
+            let hit = invocation.exceeded
             let combined = co.state.toString(at: -1) ?? (status == GH_ERRMEM ? "not enough memory" : "error")
             return .failed(LuaScriptError(combined: combined, budget: hit ?? (status == GH_ERRMEM ? .memory : nil)))
         }

@@ -138,6 +138,62 @@ import Testing
         try await gateway.stop()
     }
 
+    /// Reloads are serialised: 20 at once over alternating good and broken trees publish
+    /// strictly increasing generations, numbered without gaps, end on the newest good tree, and
+    /// no request fails meanwhile.
+    @Test func concurrentReloadsPublishInOrderAndEndOnTheNewestGoodTree() async throws {
+        let fixture = try Self.project(version: 1)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM_MAIN": "http://127.0.0.1:1"], logger: LogCapture().logger(), watch: false)
+        let client = Task { () -> (failures: Int, requests: Int) in
+            var failures = 0, requests = 0
+            while !Task.isCancelled {
+                let answered = (try? await version(gateway)) != nil
+                if Task.isCancelled { break } // the request cut by the cancellation below
+                if !answered { failures += 1 }
+                requests += 1
+            }
+            return (failures, requests)
+        }
+        actor Completions {
+            var generations: [Int] = []
+            var published: [Int] = []
+            func add(_ result: Result<Int, SnapshotError>, serving: Int) {
+                if case .success(let g) = result { generations.append(g) }
+                published.append(serving)
+            }
+        }
+        let completions = Completions()
+        let store = gateway.server.store
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<20 {
+                try? fixture.write("plugins/versioned.lua", i % 2 == 0 ? Self.versioned(100 + i) : "return function( -- broken \(i)\n")
+                group.addTask {
+                    let result = await gateway.reloader.reload(reason: "concurrent \(i)")
+                    await completions.add(result, serving: store.current.generation)
+                }
+            }
+        }
+        try fixture.write("plugins/versioned.lua", Self.versioned(500))
+        let last = await gateway.reloader.reload(reason: "final")
+        let (failures, requests) = await { client.cancel(); return await client.value }()
+        let generations = await completions.generations
+        let published = await completions.published
+        #expect(failures == 0, "\(failures) of \(requests) requests failed during the reloads")
+        let distinct = Array(Set(generations)).sorted()
+        #expect(distinct == Array(distinct.first.map { $0...($0 + distinct.count - 1) } ?? 0...(-1)), "generations numbered with gaps: \(distinct)")
+        #expect(published == published.sorted(), "the serving generation went backwards: \(published)")
+        guard case .success(let final) = last else { Issue.record("the final good tree did not load: \(last)"); return }
+        #expect(final == (distinct.last ?? 1) + 1)
+        // Every successful load took a number of its own (two loads in flight once took one).
+        #expect(await gateway.reloader.status.reloads == distinct.count + 1)
+        #expect(store.current.generation == final)
+        #expect(try await version(gateway) == 500)
+        try await gateway.stop()
+    }
+
     @Test func aRequestInFlightDuringAReloadFinishesOnItsOldPolicies() async throws {
         let fixture = try Self.project(version: 1)
         defer { fixture.remove() }

@@ -1,4 +1,6 @@
-// CGatehouseLua: the only code in Gatehouse that calls Lua APIs able to raise an error.
+// CGatehouseLua: the only code in Gatehouse that calls Lua APIs able to raise an error or run
+// Lua code. Only gh_load, gh_pcall and gh_resume run Lua code; everything else Swift calls
+// touches values only.
 //
 // Lua raises errors and yields with longjmp. A longjmp across a Swift frame skips `defer`,
 // releases and unlocks, so Swift sees only this header: an opaque VM, an opaque thread, and
@@ -48,8 +50,30 @@ typedef struct gh_vm gh_vm;
 /// Which budget ended an invocation (0 = none).
 #define GH_BUDGET_NONE 0
 #define GH_BUDGET_INSTRUCTIONS 1
+/// Time spent running Lua code (waits for I/O excluded).
 #define GH_BUDGET_DEADLINE 2
 #define GH_BUDGET_MEMORY 3
+/// Time since the invocation started, waits for I/O included.
+#define GH_BUDGET_WALL 4
+
+/// The budget of one invocation, carried by the caller across every resume of it (an
+/// invocation that yields N times still has one budget). Fields are read by Swift; only the
+/// functions below write them.
+typedef struct gh_budget {
+  uint64_t instruction_limit; // 0 = unlimited
+  uint64_t instructions_used;
+  uint64_t cpu_limit_ns;      // time running Lua code; 0 = unlimited
+  uint64_t cpu_used_ns;
+  uint64_t wall_deadline_ns;  // absolute CLOCK_MONOTONIC time; 0 = none
+  int hit;                    // GH_BUDGET_*; sticky once set
+} gh_budget;
+
+/// Starts a budget: limits as given, the wall-clock allowance counted from now (0 = none).
+void gh_budget_init(gh_budget *budget, uint64_t instructions, uint64_t cpu_ns, uint64_t wall_ns);
+/// Marks the budget hit if its wall-clock deadline has passed; returns `hit`.
+int gh_budget_check_wall(gh_budget *budget);
+/// CLOCK_MONOTONIC in nanoseconds.
+uint64_t gh_now_ns(void);
 
 /// The single Swift entry point: `id` picks the registered host function.
 typedef int (*gh_dispatch_fn)(gh_thread *L, int id, void *context);
@@ -62,11 +86,6 @@ gh_vm *gh_vm_new(size_t memory_limit);
 void gh_vm_close(gh_vm *vm);
 gh_thread *gh_vm_main(gh_vm *vm);
 void gh_vm_set_dispatch(gh_vm *vm, gh_dispatch_fn fn, void *context);
-/// Arms the per-invocation budgets before a protected call or resume: an instruction budget
-/// (0 = unlimited) and a wall-clock allowance in nanoseconds from now (0 = unlimited).
-void gh_vm_arm_budget(gh_vm *vm, uint64_t instructions, uint64_t deadline_ns);
-/// The budget that ended the last run, if any.
-int gh_vm_budget_hit(gh_vm *vm);
 /// A full garbage collection (used between generations and by tests).
 void gh_vm_collect(gh_vm *vm);
 
@@ -74,15 +93,15 @@ void gh_vm_collect(gh_vm *vm);
 
 /// Loads text-only source as a function on top of the stack (or an error message).
 int gh_load(gh_thread *L, const char *source, size_t length, const char *chunkname);
-/// lua_pcall with a traceback message handler. On error the top is the message with traceback.
-int gh_pcall(gh_thread *L, int nargs, int nresults);
-/// lua_resume of `co` from `from`. On error the top of `co` is the message with traceback
-/// already appended, so the caller can reset the thread.
-int gh_resume(gh_thread *co, gh_thread *from, int nargs, int *nresults);
+/// lua_pcall under `budget`, with a traceback message handler. On error the top is the message
+/// with traceback.
+int gh_pcall(gh_thread *L, int nargs, int nresults, gh_budget *budget);
+/// lua_resume of `co` from `from` under `budget`. On error the top of `co` is the message with
+/// traceback already appended. A budget already hit (or a wall-clock deadline passed while the
+/// invocation waited) fails at once without running any Lua code.
+int gh_resume(gh_thread *co, gh_thread *from, int nargs, int *nresults, gh_budget *budget);
 /// A new coroutine anchored in the registry; `ref` receives the anchor. NULL on failure.
 gh_thread *gh_newthread(gh_thread *L, int *ref);
-/// Makes a thread that ended in error reusable (lua_resetthread / lua_closethread).
-int gh_resetthread(gh_thread *co, gh_thread *from);
 int gh_status(gh_thread *L);
 
 // MARK: Host functions
@@ -129,15 +148,20 @@ int gh_rawgeti(gh_thread *L, int index, int64_t n);
 void gh_rawset(gh_thread *L, int index);
 void gh_rawseti(gh_thread *L, int index, int64_t n);
 size_t gh_rawlen(gh_thread *L, int index);
-/// lua_next; only raises for a key not in the table, which callers never pass.
+/// lua_next. Lua raises only for a key that is not in the table; callers pass the key the
+/// previous call returned, and no Lua code runs between two calls (nothing here runs any), so
+/// the table cannot change under the traversal.
 int gh_next(gh_thread *L, int index);
 
 int gh_ref(gh_thread *L);
 void gh_unref(gh_thread *L, int ref);
 int gh_getref(gh_thread *L, int ref);
 
-/// Lua's own tostring for error values and logs (protected; never raises).
-const char *gh_describe(gh_thread *L, int index, size_t *length);
+/// Pushes the text of a string, number or boolean (numbers as Lua's tostring writes them, no
+/// metamethod consulted) and returns it; for any other type pushes nothing and returns NULL.
+/// Never runs Lua code: a Swift frame must never run policy code (a `__tostring` could change
+/// a table under a traversal, or raise through the Swift frame).
+const char *gh_tostring_plain(gh_thread *L, int index, size_t *length);
 
 #ifdef __cplusplus
 }

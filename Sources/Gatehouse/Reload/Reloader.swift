@@ -3,10 +3,17 @@ public import GatehousePolicies
 import Logging
 import NIOCore
 
-/// Loads new generations and publishes them, one reload at a time.
+/// Loads new generations and publishes them, strictly one load at a time.
 ///
-/// A generation is published only after everything in it loaded and validated (config,
-/// every plugin compiled and its module body run on every VM); otherwise the current one keeps
+/// An actor alone does not serialise reloads: it is reentrant across `await Snapshot.load`, so
+/// two reloads in flight could both number themselves "current + 1" and the older publish
+/// last. Instead every request joins a queue drained by one loop: a load starts only after the
+/// previous one ended, requests that arrive during a load are coalesced into the next one (which
+/// reads the files as they are by then), and a generation is numbered from the one serving when
+/// its load starts — with one load at a time, that number is only taken once it has loaded.
+///
+/// A generation is published only after everything in it loaded and validated (config, every
+/// plugin compiled and its module body run on every VM); otherwise the current one keeps
 /// serving and the error is kept for the status endpoint until a good generation replaces it.
 public actor Reloader {
     let store: SnapshotStore
@@ -17,6 +24,9 @@ public actor Reloader {
     let environment: [String: String]?
     let services: RuntimeServices
     public private(set) var status: ReloadStatus
+    /// Requests waiting for the next load, with the reasons they gave.
+    private var waiting: [(reason: String, continuation: CheckedContinuation<Result<Int, SnapshotError>, Never>)] = []
+    private var draining = false
 
     public init(server: GatewayServer) {
         self.store = server.store
@@ -30,10 +40,34 @@ public actor Reloader {
         self.status = ReloadStatus(generation: current.generation, loadedAt: current.loadedAt, reloads: 0, lastError: nil)
     }
 
-    /// Builds a new generation and publishes it if it is valid. Returns the generation serving
-    /// afterwards, or the error that kept the previous one in place.
+    /// Asks for a reload and waits for the load that serves it: one that started after this
+    /// call. Returns the generation serving afterwards, or the error that kept the previous one.
     @discardableResult
     public func reload(reason: String) async -> Result<Int, SnapshotError> {
+        await withCheckedContinuation { continuation in
+            waiting.append((reason, continuation))
+            if !draining {
+                draining = true
+                Task { await self.drain() }
+            }
+        }
+    }
+
+    /// The one loop that loads: takes every request queued so far, loads once for all of them,
+    /// answers them, and goes on while more arrived meanwhile.
+    private func drain() async {
+        while !waiting.isEmpty {
+            let batch = waiting
+            waiting = []
+            var reasons: [String] = []
+            for item in batch where !reasons.contains(item.reason) { reasons.append(item.reason) }
+            let result = await loadOnce(reason: reasons.joined(separator: "; "))
+            for item in batch { item.continuation.resume(returning: result) }
+        }
+        draining = false
+    }
+
+    private func loadOnce(reason: String) async -> Result<Int, SnapshotError> {
         let next = store.current.generation + 1
         let started = ContinuousClock.now
         do {

@@ -104,6 +104,7 @@ struct ConfigLoader {
                 case "shutdownGraceSeconds": settings.shutdownGraceSeconds = try positive(value)
                 case "luaInstructionBudget": settings.luaInstructionBudget = UInt64(try positive(value))
                 case "luaTimeBudgetMs": settings.luaTimeBudgetMilliseconds = try positive(value)
+                case "luaWallClockBudgetMs": settings.luaWallClockBudgetMilliseconds = try positive(value)
                 case "luaMemoryLimitBytes": settings.luaMemoryLimitBytes = try positive(value)
                 case "requestIdHeader":
                     guard let name = HTTPField.Name(try value.string()) else { throw value.error("not a valid header name") }
@@ -151,7 +152,8 @@ struct ConfigLoader {
                 switch key {
                 case "instructions": config.instructionBudget = UInt64(try positive(value))
                 case "timeMs": config.timeBudgetMilliseconds = try positive(value)
-                default: throw value.error("unknown budget '\(key)' (instructions, timeMs)")
+                case "wallClockMs": config.wallClockBudgetMilliseconds = try positive(value)
+                default: throw value.error("unknown budget '\(key)' (instructions, timeMs, wallClockMs)")
                 }
             }
         }

@@ -15,6 +15,7 @@ public struct PolicyConfig: Sendable {
     /// Per-policy overrides of the Lua budgets (nil: the defaults from gatehouse.json).
     public var instructionBudget: UInt64?
     public var timeBudgetMilliseconds: Int?
+    public var wallClockBudgetMilliseconds: Int?
     public var location: ConfigError
 
     public var isLua: Bool { policyType == "custom-code-inbound" || policyType == "custom-code-outbound" }
@@ -50,9 +51,12 @@ public struct GatewaySettings: Sendable {
     public var maxBufferedBodyBytes: Int = 1 << 20
     /// Largest request body accepted at all, counted while it streams; larger → 413.
     public var maxRequestBodyBytes: Int = 10 << 20
-    /// Per-invocation Lua budgets.
+    /// Per-invocation Lua budgets, each for the whole invocation (all its resumes): VM
+    /// instructions, time spent running Lua code, and time from start to end with waits for
+    /// I/O included.
     public var luaInstructionBudget: UInt64 = 10_000_000
     public var luaTimeBudgetMilliseconds: Int = 1_000
+    public var luaWallClockBudgetMilliseconds: Int = 30_000
     /// Per-VM Lua memory cap.
     public var luaMemoryLimitBytes: Int = 64 << 20
     /// The request id header (validated once at load, used on every request).

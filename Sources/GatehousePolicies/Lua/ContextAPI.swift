@@ -36,7 +36,8 @@ extension PolicyRuntime {
                 case "error": level = .error
                 default: level = .info
                 }
-                let message = L.type(at: 3) == .string ? L.toString(at: 3)! : L.describe(at: 3)
+                // The prelude has already applied tostring (a host function never runs Lua code).
+                let message = L.plainText(at: 3) ?? "(\(L.typeName(at: 3)) value)"
                 var metadata: Logger.Metadata = ["request-id": .string(state.requestId), "policy": .string(state.currentPolicy ?? "?")]
                 if L.type(at: 4) == .table, case .success(.object(let fields)) = L.readJSON(at: 4) {
                     for (key, value) in fields { metadata[key] = value.loggable }

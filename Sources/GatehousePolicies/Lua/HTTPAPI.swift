@@ -75,12 +75,20 @@ extension PolicyRuntime {
             }
             L.pop()
             if L.rawGet(table, field: "headers") == .table {
+                let headers = L.absolute(-1)
                 L.pushNil()
-                while L.next(L.absolute(-2)) {
-                    if let name = L.toString(at: -2), let field = HTTPField.Name(name) {
-                        let value = L.type(at: -1) == .string ? L.toString(at: -1)! : L.describe(at: -1)
-                        if HTTPField.isValidValue(value) { request.headers[field] = value }
+                while L.next(headers) {
+                    // Plain values only: a __tostring run here could change the table under
+                    // this traversal (the prelude converts numbers and booleans).
+                    guard let name = L.toString(at: -2), let field = HTTPField.Name(name) else {
+                        L.pop(3)
+                        return .failure(FetchError(text: "fetch headers: invalid header name"))
                     }
+                    guard let value = L.plainText(at: -1), HTTPField.isValidValue(value) else {
+                        L.pop(3)
+                        return .failure(FetchError(text: "fetch headers: the value of '\(name)' must be a string or number without CR, LF or NUL"))
+                    }
+                    request.headers[field] = value
                     L.pop()
                 }
             }

@@ -59,7 +59,7 @@ extension PolicyRuntime {
         switch L.type(at: 4) {
         case .nil, .none: value = nil
         case .string: value = L.toString(at: 4)
-        case .number: value = L.describe(at: 4)
+        case .number: value = L.plainText(at: 4)
         case .boolean: value = L.toBool(at: 4) ? "true" : "false"
         default: return .badArgument(2, function, expected: "string", state: L)
         }

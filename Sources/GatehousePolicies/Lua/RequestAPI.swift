@@ -78,7 +78,7 @@ extension PolicyRuntime {
                 switch L.type(at: 3) {
                 case .nil, .none: value = nil
                 case .string: value = L.toString(at: 3)
-                case .number: value = L.describe(at: 3)
+                case .number: value = L.plainText(at: 3)
                 default: return .badArgument(3, "setQuery", expected: "string or nil", state: L)
                 }
                 var items = PathCoding.queryItems((state.query ?? "")[...]).filter { $0.name != name }

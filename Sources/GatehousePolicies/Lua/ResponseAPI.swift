@@ -21,7 +21,13 @@ extension PolicyRuntime {
                             L.pop(2)
                             return .error("response headers: invalid header name")
                         }
-                        let value = L.type(at: -1) == .string ? L.toString(at: -1)! : L.describe(at: -1)
+                        // Plain values only: running a __tostring here could change the table
+                        // under this traversal (the prelude converts numbers and booleans).
+                        guard let value = L.plainText(at: -1) else {
+                            let type = L.typeName(at: -1)
+                            L.pop(2)
+                            return .error("response headers: the value of '\(name)' must be a string or number, not a \(type)")
+                        }
                         guard HTTPField.isValidValue(value) else {
                             L.pop(2)
                             return .error("response headers: the value of '\(name)' contains CR, LF or NUL")
@@ -66,7 +72,7 @@ extension PolicyRuntime {
                 }
                 let problem = Problem(
                     status: HTTPResponse.Status(code: Int(code)), type: L.toString(at: 4) ?? "about:blank",
-                    title: L.toString(at: 3), detail: L.type(at: 2) == .nil ? nil : L.describe(at: 2))
+                    title: L.toString(at: 3), detail: L.plainText(at: 2))
                 let index = state.addResponse(ResponseState.problem(problem, path: state.path, requestId: state.requestId))
                 L.push(state.rid)
                 L.push(index)

@@ -1,0 +1,138 @@
+import GatehouseCore
+import GatehouseLua
+import Logging
+import NIOCore
+
+/// Loading a generation into a VM: the prelude, the host API, and every Lua policy and handler.
+extension PolicyRuntime {
+    // MARK: Setup
+
+    func installPrelude() throws(PolicyLoadError) {
+        let L = vm.main
+        do {
+            try vm.load(Prelude.source, chunkName: Prelude.chunkName)
+        } catch {
+            throw PolicyLoadError(message: "internal: the prelude does not compile: \(error.message)")
+        }
+        L.newTable()
+        for (name, function) in hostAPI() {
+            L.pushHostFunction(vm.register(function))
+            L.rawSet(-2, field: name)
+        }
+        L.push(lightUserdata: LuaState.jsonNull)
+        L.rawSet(-2, field: "json_null")
+        do {
+            try vm.protectedCall(arguments: 1, results: 1)
+        } catch {
+            throw PolicyLoadError(message: "internal: the prelude failed: \(error.message)")
+        }
+        func take(_ field: String) -> Int32 {
+            L.rawGet(-1, field: field)
+            return L.ref()
+        }
+        objectsRef = take("objects")
+        liveRef = take("live")
+        runInboundRef = take("run_inbound")
+        runOutboundRef = take("run_outbound")
+        runHandlerRef = take("run_handler")
+        runLoaderRef = take("run_loader")
+        // Policies load from modules' real tables; plugin code gets read-only views via `require`.
+        requireRef = take("require_raw")
+        L.pop()
+    }
+
+    /// All host functions, one file per Lua namespace (see `*API.swift`).
+    func hostAPI() -> [(String, HostFunction)] {
+        requestAPI() + headersAPI() + responseAPI() + contextAPI() + jsonAPI() + envAPI() + moduleAPI()
+            + httpAPI() + cacheAPI() + loaderAPI()
+    }
+
+    func loadPolicies(_ config: GatewayConfig) throws(PolicyLoadError) {
+        for policy in config.policies.values.sorted(by: { $0.name < $1.name }) where policy.isLua {
+            guard let module = policy.module else { continue }
+            let export = policy.export ?? "default"
+            let direction = policy.policyType == "custom-code-inbound" ? "inbound" : "outbound"
+            let owner = "policy '\(policy.name)'"
+            let (ref, schema) = try loadFunction(module: module, export: export, fallback: direction, owner: owner, location: policy.location)
+            var options = policy.options
+            if let schema {
+                switch OptionsSchema.apply(schema, to: options) {
+                case .success(let effective): options = effective
+                case .failure(let problems):
+                    throw PolicyLoadError(message: "\(owner): " + problems.lines.joined(separator: "; "), config: policy.location)
+                }
+            }
+            var compiled = Compiled(functionRef: ref, optionsRef: optionsRef(options))
+            if policy.instructionBudget != nil || policy.timeBudgetMilliseconds != nil || policy.wallClockBudgetMilliseconds != nil {
+                compiled.budget = LuaBudget(
+                    instructions: policy.instructionBudget ?? config.settings.luaInstructionBudget,
+                    timeNanoseconds: UInt64(policy.timeBudgetMilliseconds ?? config.settings.luaTimeBudgetMilliseconds) * 1_000_000,
+                    wallNanoseconds: UInt64(policy.wallClockBudgetMilliseconds ?? config.settings.luaWallClockBudgetMilliseconds) * 1_000_000)
+            }
+            policies[policy.name] = compiled
+        }
+        for (index, route) in config.routes.enumerated() {
+            guard case .lua(let module, let export, let options) = route.handler else { continue }
+            let (ref, _) = try loadFunction(module: module, export: export, fallback: "handler", owner: "the handler of \(route.label)", location: route.location)
+            handlers[index] = Compiled(functionRef: ref, optionsRef: optionsRef(options))
+        }
+    }
+
+    func optionsRef(_ options: JSONValue) -> Int32 {
+        vm.main.push(json: options)
+        if vm.main.type(at: -1) != .table {
+            vm.main.pop()
+            vm.main.newTable()
+        }
+        return vm.main.ref()
+    }
+
+    /// Requires `module` and picks `export` from it: the module's function itself for
+    /// "default", else a field of the table it returned (`fallback` is tried for "default").
+    /// Also returns the module's `options` schema, if it declares one.
+    func loadFunction(module: ModuleReference, export: String, fallback: String, owner: String, location: ConfigError) throws(PolicyLoadError) -> (Int32, JSONValue?) {
+        let L = vm.main
+        guard let file = sources.resolve(module.name) else {
+            throw PolicyLoadError(message: "\(owner): module \(module) not found in \(sources.directories.joined(separator: ", "))", config: location)
+        }
+        L.pushRef(requireRef)
+        L.push(module.name)
+        do {
+            try vm.protectedCall(arguments: 1, results: 1)
+        } catch {
+            throw PolicyLoadError(message: "\(owner): loading \(file.chunkName) failed: \(error.message)", script: error, config: location)
+        }
+        defer { L.pop() }
+        switch L.type(at: -1) {
+        case .function where export == "default":
+            moduleInfo[module.name] = (nil, nil)
+            L.pushValue(at: -1)
+            return (L.ref(), nil)
+        case .table:
+            func field(_ name: String) -> String? {
+                L.rawGet(-1, field: name)
+                defer { L.pop() }
+                return L.toString(at: -1)
+            }
+            moduleInfo[module.name] = (field("name"), field("version"))
+            var schema: JSONValue?
+            if L.rawGet(-1, field: "options") == .table {
+                switch L.readJSON(at: -1) {
+                case .success(let value): schema = value
+                case .failure(let error):
+                    L.pop()
+                    throw PolicyLoadError(message: "\(owner): the options schema of \(file.chunkName) is not valid: \(error)", config: location)
+                }
+            }
+            L.pop()
+            for name in export == "default" ? ["default", fallback] : [export] {
+                if L.rawGet(-1, field: name) == .function { return (L.ref(), schema) }
+                L.pop()
+            }
+            throw PolicyLoadError(message: "\(owner): \(file.chunkName) has no function '\(export == "default" ? "default" : export)'\(export == "default" ? " or '\(fallback)'" : "") in the table it returns", config: location)
+        default:
+            throw PolicyLoadError(message: "\(owner): \(file.chunkName) must return a function or a table of functions, not a \(L.typeName(at: -1))", config: location)
+        }
+    }
+
+}
