@@ -147,6 +147,14 @@ let package = Package(
         .testTarget(name: "GatehouseLuaTests", dependencies: ["GatehouseLua", "CGatehouseLua"], swiftSettings: strict),
         .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"], swiftSettings: strict),
         .testTarget(
+            name: "GatehousePoliciesTests",
+            dependencies: ["GatehousePolicies", "GatehouseCore", "GatehouseLua"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseUpstreamsTests",
+            dependencies: ["GatehouseUpstreams", "GatehouseCore", .product(name: "HTTPTypes", package: "swift-http-types")],
+            swiftSettings: strict),
+        .testTarget(
             name: "GatehouseTests",
             dependencies: [
                 "GatehouseTesting", "Gatehouse", "GatehousePolicies", "GatehouseLua", "GatehouseCore", "GatehouseUpstreams",

@@ -24,7 +24,7 @@ public final class GatewayServer: Sendable {
     public static func load(
         configDirectory: String, pluginDirectories: [String],
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-        environment: [String: String]? = nil
+        environment: [String: String]? = nil, clock: ServiceClock = .system
     ) async throws(SnapshotError) -> GatewayServer {
         let loops = Array(eventLoopGroup.makeIterator())
         // Timeouts come from the configuration: read it first (errors surface in the full load below).
@@ -33,7 +33,7 @@ public final class GatewayServer: Sendable {
             eventLoopGroup: eventLoopGroup,
             connectTimeout: .milliseconds(Int64(settings.connectTimeoutMilliseconds)),
             responseTimeout: .milliseconds(Int64(settings.upstreamTimeoutMilliseconds)))
-        let services = RuntimeServices(fetcher: UpstreamFetcher(client: upstream.client))
+        let services = RuntimeServices(fetcher: UpstreamFetcher(client: upstream.client), clock: clock)
         let snapshot: Snapshot
         do {
             snapshot = try await Snapshot.load(

@@ -80,6 +80,9 @@ struct Serve: AsyncParsableCommand {
         // In-flight requests get this long to finish; then they are cut (each one is logged).
         let grace = server.store.current.config.settings.shutdownGraceSeconds
         configuration.maximumGracefulShutdownDuration = .seconds(grace)
+        // Whatever happens during the graceful shutdown, the process ends soon after it.
+        let watchdog = ShutdownWatchdog(delay: .seconds(grace + 10))
+        watchdog.watchSignals()
         do {
             try await ServiceGroup(configuration: configuration).run()
         } catch {

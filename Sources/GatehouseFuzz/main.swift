@@ -1,5 +1,9 @@
 // gatehouse-fuzz: a standalone mutation fuzzer for the path normaliser / route table and the
-// config loader. Usage: gatehouse-fuzz [seconds] [seed]
+// config loader. Usage: gatehouse-fuzz [seconds] [seed] [--corpus]
+//
+// With --corpus it also saves the first input of every outcome it had not seen before (see
+// FuzzChecks.outcome) into Tests/Fixtures/fuzz-regressions/, so the replay test covers what
+// the fuzzer reached.
 //
 // Before each input it writes the input to fuzz-current-input so that a crash leaves its
 // reproducer behind (CI prints it; copy it into Tests/Fixtures/fuzz-regressions/<target>-<name>
@@ -18,7 +22,8 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-let arguments = CommandLine.arguments
+let saveCorpus = CommandLine.arguments.contains("--corpus")
+let arguments = CommandLine.arguments.filter { $0 != "--corpus" }
 let seconds = arguments.count > 1 ? Double(arguments[1]) ?? 30 : 30
 let seed = arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : UInt64(Date().timeIntervalSince1970)
 var random = SplitMix64(state: seed)
@@ -59,12 +64,29 @@ let scratch = NSTemporaryDirectory() + "gatehouse-fuzz-\(getpid())"
 let deadline = Date().addingTimeInterval(seconds)
 var runs = (path: 0, config: 0)
 var violations = 0
+let corpusDirectory = "Tests/Fixtures/fuzz-regressions"
+var seenOutcomes = Set<String>()
+if saveCorpus {
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: corpusDirectory)) ?? [] where name.hasPrefix("path-") || name.hasPrefix("config-") {
+        let bytes = Array(FileManager.default.contents(atPath: corpusDirectory + "/" + name) ?? Data())
+        seenOutcomes.insert(name.hasPrefix("path-") ? "path " + FuzzChecks.outcome(path: bytes) : "config " + FuzzChecks.outcome(config: bytes, scratch: scratch))
+    }
+}
+var saved = 0
 while Date() < deadline {
     let fuzzPath = Int.random(in: 0..<10, using: &random) < 8 // the path target is cheap: most runs
     let input = mutate((fuzzPath ? pathSeeds : configSeeds).randomElement(using: &random)!)
     try? Data((fuzzPath ? "path\n" : "config\n").utf8 + input).write(to: current)
     let violation = fuzzPath ? FuzzChecks.path(input) : FuzzChecks.config(input, scratch: scratch)
     if fuzzPath { runs.path += 1 } else { runs.config += 1 }
+    if saveCorpus {
+        let outcome = fuzzPath ? "path " + FuzzChecks.outcome(path: input) : "config " + FuzzChecks.outcome(config: input, scratch: scratch)
+        if seenOutcomes.insert(outcome).inserted {
+            saved += 1
+            let name = "\(corpusDirectory)/\(fuzzPath ? "path" : "config")-corpus-\(seed)-\(saved)"
+            try? Data(input).write(to: URL(fileURLWithPath: name))
+        }
+    }
     if let violation {
         violations += 1
         let name = "Tests/Fixtures/fuzz-regressions/\(fuzzPath ? "path" : "config")-\(seed)-\(violations)"
@@ -74,5 +96,5 @@ while Date() < deadline {
 }
 try? FileManager.default.removeItem(at: current)
 try? FileManager.default.removeItem(atPath: scratch)
-print("gatehouse-fuzz: \(runs.path) path inputs, \(runs.config) config inputs, \(violations) violations")
+print("gatehouse-fuzz: \(runs.path) path inputs, \(runs.config) config inputs, \(violations) violations\(saveCorpus ? ", \(saved) new corpus inputs" : "")")
 exit(violations == 0 ? 0 : 1)

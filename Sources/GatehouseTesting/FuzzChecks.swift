@@ -34,6 +34,40 @@ public enum FuzzChecks {
         return nil
     }
 
+    /// What an input did, coarsely: the fuzzer keeps the first input of every distinct outcome
+    /// as its corpus (Tests/Fixtures/fuzz-regressions), so the replay covers every behaviour
+    /// the fuzzer reached, not only the inputs that once failed.
+    public static func outcome(path bytes: [UInt8]) -> String {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let template = (try? RouteTemplate(text)) != nil ? "template" : "no-template"
+        let segments: [String]
+        do {
+            segments = try PathCoding.segments(of: text[...])
+        } catch {
+            return "\(template) rejected-\(error)"
+        }
+        switch table.match(method: .get, segments: segments) {
+        case .found(_, let route, let params): return "\(template) route-\(route.template) params-\(params.count)"
+        case .methodNotAllowed: return "\(template) method-not-allowed"
+        case .notFound: return "\(template) not-found segments-\(min(segments.count, 4))"
+        }
+    }
+
+    /// The config loader's outcome: loaded, or the first words of its first error.
+    public static func outcome(config bytes: [UInt8], scratch: String) -> String {
+        try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let policies = #"{ "policies": [ { "name": "auth", "policyType": "api-key-inbound" } ] }"#
+        try? Data(bytes).write(to: URL(fileURLWithPath: scratch + "/routes.oas.json"))
+        try? Data(policies.utf8).write(to: URL(fileURLWithPath: scratch + "/policies.json"))
+        do {
+            let config = try GatewayConfig.load(directory: scratch, processEnvironment: ["X": "y"])
+            return "loaded routes-\(min(config.routes.count, 3))"
+        } catch {
+            let message = error.errors.first.map { "\($0.message)" } ?? "?"
+            return "error " + message.split(separator: " ").prefix(3).joined(separator: " ").filter { $0.isLetter || $0 == " " }
+        }
+    }
+
     /// The config loader: any bytes either load or are reported as errors, never a crash.
     public static func config(_ bytes: [UInt8], scratch: String) -> String? {
         try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)

@@ -149,20 +149,55 @@ public enum RawHTTP {
         }
         var body = String(text[headerEnd.upperBound...])
         if headers.contains(where: { $0.name == "transfer-encoding" && $0.value.lowercased().contains("chunked") }) {
-            body = dechunk(body)
+            body = try dechunk(body)
         }
         return Response(status: status, headers: headers, body: body)
     }
 
-    private static func dechunk(_ text: String) -> String {
-        var out = ""
-        var rest = Substring(text)
-        while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound].split(separator: ";")[0], radix: 16), size > 0 {
-            let start = lineEnd.upperBound
-            let end = rest.utf8.index(start, offsetBy: size)
-            out += rest[start..<end]
-            rest = rest[end...].dropFirst(2)
+    /// Decodes a chunked body. A malformed or cut one throws (failing the one test that read
+    /// it) instead of trapping, which would kill the whole test process and hide every result.
+    public static func dechunk(_ text: String) throws -> String {
+        // Bytes, not Characters: "\r\n" is one Character in Swift, so counting Characters
+        // would step over the first byte of the next chunk's size line.
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        var position = 0
+        func lineEnd(from start: Int) -> Int? {
+            var i = start
+            while i + 1 < bytes.count {
+                if bytes[i] == 13 && bytes[i + 1] == 10 { return i }
+                i += 1
+            }
+            return nil
         }
-        return out
+        while true {
+            guard let end = lineEnd(from: position) else { throw TestHarnessError("chunked body ends without its last chunk: \(text.debugDescription)") }
+            let line = String(decoding: bytes[position..<end], as: UTF8.self)
+            let sizeText = line.prefix { $0 != ";" }.trimmingCharacters(in: .whitespaces)
+            guard !sizeText.isEmpty, let size = Int(sizeText, radix: 16), size >= 0 else {
+                throw TestHarnessError("bad chunk size line \(line.debugDescription) in \(text.debugDescription)")
+            }
+            if size == 0 { return String(decoding: out, as: UTF8.self) }
+            let start = end + 2
+            guard bytes.count >= start + size + 2 else { throw TestHarnessError("chunk of \(size) bytes cut short in \(text.debugDescription)") }
+            out.append(contentsOf: bytes[start..<(start + size)])
+            position = start + size + 2
+        }
+    }
+
+    /// Opens a keep-alive connection that the server has certainly accepted: one request is
+    /// sent and its answer read. The caller closes the returned descriptor.
+    public static func openServedConnection(port: Int, _ request: String, timeoutSeconds: Int = 10) async throws -> Int32 {
+        try await onOwnThread {
+            let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
+            do {
+                try writeAll(fd, request)
+                guard completeLength(readAnswer(fd)) != nil else { throw TestHarnessError("no complete answer on the held connection") }
+                return fd
+            } catch {
+                close(fd)
+                throw error
+            }
+        }
     }
 }

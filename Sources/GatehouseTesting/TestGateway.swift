@@ -1,4 +1,5 @@
 public import Gatehouse
+public import GatehousePolicies
 import Hummingbird
 public import Logging
 import ServiceLifecycle
@@ -18,10 +19,10 @@ public final class TestGateway: Sendable {
     /// `watch` reloads on file changes; `admin` also serves the admin endpoint (with `adminToken`).
     public static func start(
         configDirectory: String, pluginDirectories: [String], environment: [String: String] = [:], logger: Logger,
-        watch: Bool = false, admin: Bool = false, adminToken: String? = nil
+        watch: Bool = false, admin: Bool = false, adminToken: String? = nil, clock: ServiceClock = .system
     ) async throws -> TestGateway {
         let server = try await GatewayServer.load(
-            configDirectory: configDirectory, pluginDirectories: pluginDirectories, logger: logger, environment: environment)
+            configDirectory: configDirectory, pluginDirectories: pluginDirectories, logger: logger, environment: environment, clock: clock)
         let reloader = Reloader(server: server)
         let (adminPorts, adminContinuation) = AsyncStream.makeStream(of: Int.self)
         let (port, group, task) = try await runUntilBound(logger: logger, extra: { () -> [any Service] in

@@ -223,6 +223,60 @@ import Testing
         try await upstream.stop()
     }
 
+    /// The hostile policies that once hung the whole gateway until SIGKILL (a looping xpcall
+    /// handler, a loop in a resumed coroutine, a backtracking pattern): each is a 500 problem,
+    /// every loop keeps serving, and SIGTERM still ends the process promptly.
+    @Test func hostilePoliciesNeitherHangTheGatewayNorItsShutdown() async throws {
+        let hostile = [
+            ("handler-loop", "xpcall(function() error('x') end, function() while true do end end)"),
+            ("handler-loop-after-budget", "xpcall(function() while true do end end, function() while true do end end)"),
+            ("coroutine-loop", "coroutine.resume(coroutine.create(function() while true do end end))"),
+            ("pattern", "string.find(string.rep('a', 300), 'a-a-a-a-b')"),
+        ]
+        var routes = [("GET", "/ok", #"{ "handler": { "type": "static" } }"#)]
+        var policies: [String] = []
+        var files: [String: String] = ["config/gatehouse.json": #"{ "shutdownGraceSeconds": 2, "luaTimeBudgetMs": 200 }"#]
+        for (name, body) in hostile {
+            files["plugins/\(name).lua"] = "return function(request)\n  \(body)\n  return request\nend\n"
+            routes.append(("GET", "/\(name)", #"{ "handler": { "type": "static" }, "policies": { "inbound": [""# + name + #""] } }"#))
+            policies.append(#"{ "name": ""# + name + #"", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/"# + name + #")" } }"#)
+        }
+        files["config/routes.oas.json"] = ConfigFixture.routes(routes)
+        files["config/policies.json"] = #"{ "policies": ["# + policies.joined(separator: ",") + "] }"
+        let fixture = try ConfigFixture(files: files)
+        defer { fixture.remove() }
+        let port = 20_000 + Int.random(in: 0..<20_000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = ["serve", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory, "--port", "\(port)", "--no-watch"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        for _ in 0..<100 where (try? await send("http://127.0.0.1:\(port)/ok")) == nil {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        for (name, _) in hostile {
+            // Two at once, so both event loops meet it.
+            async let first = send("http://127.0.0.1:\(port)/\(name)")
+            async let second = send("http://127.0.0.1:\(port)/\(name)")
+            for r in try await [first, second] {
+                #expect(r.status == 500, "\(name): \(r.status) \(r.body)")
+                #expect(r.json["type"] as? String == "urn:gatehouse:problem:policy-error", "\(name)")
+            }
+            for _ in 0..<4 {
+                let ok = try await send("http://127.0.0.1:\(port)/ok")
+                #expect(ok.status == 200, "after \(name)")
+            }
+        }
+        let signalled = ContinuousClock.now
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        // A liveness bound, generous for a loaded machine: the grace period is 2 s.
+        #expect(ContinuousClock.now - signalled < .seconds(20))
+        #expect(process.terminationStatus == 0)
+    }
+
     @Test func routesExplainSaysWhichRouteWins() throws {
         let result = try run(["routes", "--config", "config", "--explain", "GET /v1/customers/42"])
         #expect(result.status == 0)

@@ -9,7 +9,12 @@ import Testing
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         let scratch = NSTemporaryDirectory() + "gatehouse-fuzz-replay-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        for name in names where !name.hasPrefix(".") && name != "README.md" {
+        let saved = names.filter { !$0.hasPrefix(".") && $0 != "README.md" }
+        // The corpus is what the fuzzer reached (gatehouse-fuzz --corpus): an empty directory
+        // would make this replay pass without checking anything.
+        #expect(saved.filter { $0.hasPrefix("path-") }.count >= 10, "the path corpus is missing")
+        #expect(saved.filter { $0.hasPrefix("config-") }.count >= 5, "the config corpus is missing")
+        for name in saved {
             let bytes = Array(FileManager.default.contents(atPath: directory + "/" + name) ?? Data())
             let violation = name.hasPrefix("config") ? FuzzChecks.config(bytes, scratch: scratch) : FuzzChecks.path(bytes)
             #expect(violation == nil, "\(name): \(violation ?? "")")

@@ -86,8 +86,9 @@ import Testing
         let fixture = try Self.guardedFixture(#"{ "maxConnections": 2 }"#)
         defer { fixture.remove() }
         try await withGateway(fixture, upstreams: []) { gateway, _, _ in
-            let held = try (0..<2).map { _ in try RawHTTP.connectLoopback(port: gateway.port, timeoutSeconds: 5) }
-            try await Task.sleep(for: .milliseconds(200))
+            // Two connections the gateway has certainly accepted (each was served once).
+            var held: [Int32] = []
+            for _ in 0..<2 { held.append(try await RawHTTP.openServedConnection(port: gateway.port, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")) }
             let refused = try await RawHTTP.send(port: gateway.port, "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(refused.status == 503)
             for fd in held { close(fd) }

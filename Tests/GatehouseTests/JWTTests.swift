@@ -1,4 +1,5 @@
 import Foundation
+import GatehousePolicies
 import GatehouseTesting
 import Testing
 
@@ -37,7 +38,7 @@ import Testing
         ])
     }
 
-    func withJWTGateway(_ body: (TestGateway, RunningDataService, LogCapture) async throws -> Void) async throws {
+    func withJWTGateway(clock: ServiceClock = .system, _ body: (TestGateway, RunningDataService, LogCapture) async throws -> Void) async throws {
         let fixture = try Self.project()
         defer { fixture.remove() }
         let jwks = try await RunningDataService.start(directory: Self.fixtures, environment: [:])
@@ -48,7 +49,7 @@ import Testing
                 "JWT_SECRET": Self.secret, "RSA_PEM": Self.pem("rsa"), "EC256_PEM": Self.pem("ec256"), "EC384_PEM": Self.pem("ec384"),
                 "ED25519_PEM": Self.pem("ed25519"), "JWKS_URL": jwks.url + "/records/jwks/set",
             ],
-            logger: logs.logger())
+            logger: logs.logger(), clock: clock)
         do {
             try await body(gateway, jwks, logs)
         } catch {
@@ -160,10 +161,11 @@ import Testing
     }
 
     @Test func whenTheJWKSHostIsDownTheCachedKeysKeepWorking() async throws {
-        try await withJWTGateway { gateway, jwks, logs in
+        let clock = ServiceClock.manual()
+        try await withJWTGateway(clock: clock) { gateway, jwks, logs in
             #expect(try await call(gateway, "/jwks", token: Self.tokens["jwks_rsa"]!).status == 200)
             try await jwks.stop()
-            try await Task.sleep(for: .milliseconds(1_200)) // past jwksCacheSeconds: a refetch is due and fails
+            clock.advance(by: .milliseconds(1_200)) // past jwksCacheSeconds: a refetch is due and fails
             let r = try await call(gateway, "/jwks", token: Self.tokens["jwks_rsa"]!)
             #expect(r.status == 200)
             #expect(logs.all.contains { $0.message.contains("JWKS fetch failed") })

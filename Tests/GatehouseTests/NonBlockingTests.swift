@@ -1,4 +1,5 @@
 import Foundation
+import GatehousePolicies
 import GatehouseTesting
 import Testing
 
@@ -80,10 +81,10 @@ import Testing
         ])
     }
 
-    func withFixture(_ body: (TestGateway, RunningUpstream, LogCapture) async throws -> Void) async throws {
+    func withFixture(clock: ServiceClock = .system, _ body: (TestGateway, RunningUpstream, LogCapture) async throws -> Void) async throws {
         let fixture = try Self.fixture()
         defer { fixture.remove() }
-        try await withGateway(fixture) { gateway, upstreams, logs in try await body(gateway, upstreams["main"]!, logs) }
+        try await withGateway(fixture, clock: clock) { gateway, upstreams, logs in try await body(gateway, upstreams["main"]!, logs) }
     }
 
     @Test func theZoneCacheServesRepeatsWithoutCallingTheService() async throws {
@@ -112,9 +113,10 @@ import Testing
     }
 
     @Test func aStaleValueIsServedWhileExactlyOneRefreshRuns() async throws {
-        try await withFixture { gateway, upstream, _ in
+        let clock = ServiceClock.manual()
+        try await withFixture(clock: clock) { gateway, upstream, _ in
             #expect(try await send(gateway.baseURL + "/loaded").json["count"] as? Int == 1)
-            try await Task.sleep(for: .milliseconds(1100)) // past the 1 s TTL
+            clock.advance(by: .milliseconds(1100)) // past the 1 s TTL
             upstream.echo.force(delayMilliseconds: 800)
             let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
                 for _ in 0..<10 { group.addTask { try await send(gateway.baseURL + "/loaded", client: wideClient) } }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatehousePolicies
 import GatehouseTesting
 import NIOCore
 import NIOHTTP1
@@ -36,7 +37,7 @@ func send(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)] 
 
 /// Starts upstreams and a gateway over `fixture`, runs `body`, and stops everything.
 func withGateway(
-    _ fixture: ConfigFixture, upstreams names: [String] = ["main"], environment: [String: String] = [:],
+    _ fixture: ConfigFixture, upstreams names: [String] = ["main"], environment: [String: String] = [:], clock: ServiceClock = .system,
     _ body: (TestGateway, [String: RunningUpstream], LogCapture) async throws -> Void
 ) async throws {
     var upstreams: [String: RunningUpstream] = [:]
@@ -48,7 +49,7 @@ func withGateway(
     }
     let logs = LogCapture()
     let gateway = try await TestGateway.start(
-        configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory], environment: env, logger: logs.logger())
+        configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory], environment: env, logger: logs.logger(), clock: clock)
     do {
         try await body(gateway, upstreams, logs)
     } catch {

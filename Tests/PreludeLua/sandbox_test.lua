@@ -311,6 +311,7 @@ function M.roots(request, context)
     shared = require("shared"), G = _G, log = context and context.log, headers = request and request.headers,
     request = request, context = context,
     zone = cache.zone("z"), loader_obj = loader.new("l", function() end),
+    response = request and Response.text("r"), null = json.null,
   }
 end
 return M
@@ -399,7 +400,7 @@ local function writable(x)
   return nil
 end
 local function walk(x, path, seen, problems)
-  if seen[x] then return end
+  if type(x) ~= "table" or seen[x] then return end
   seen[x] = true
   if forbidden[x] then problems[#problems + 1] = path .. " is " .. forbidden[x] end
   local mt = G.getmetatable(x)
@@ -431,13 +432,13 @@ test("pairs over every view yields no writable reference, no metatable, no real 
   for name, root in pairs(roots) do
     checked = checked + 1
     -- Per-request objects are the policy's own handles (writable only through their API).
-    if name ~= "request" and name ~= "context" and name ~= "zone" and name ~= "loader_obj" then
+    if name ~= "request" and name ~= "context" and name ~= "response" and name ~= "zone" and name ~= "loader_obj" then
       local how = writable(root)
       if how then problems[#problems + 1] = name .. " itself is writable (" .. how .. ")" end
     end
     walk(root, name, seen, problems)
   end
-  check(checked >= 22, "only %d roots", checked)
+  check(checked >= 23, "only %d roots", checked)
   check(#problems == 0, "%d problem(s):\n       %s", #problems, concat(problems, "\n       "))
 end)
 
@@ -643,6 +644,25 @@ test("request.user, cache and loader hand the host tables it can read", function
     G.cache.zone("z", shared.nested):put("k", shared.nested, 10)
     G.loader.new("l2", function() end, shared.nested)
   end)
+end)
+
+test("plain: views become the tables behind them; everything else is left alone", function()
+  local plain, shared = internal.plain, G.require("shared")
+  local flat = { a = 1, b = "x" }
+  eq(plain(flat), flat, "a flat table is returned as it is")
+  local nested = { a = { b = 1 } }
+  eq(plain(nested), nested, "a table without views is returned as it is")
+  eq(plain(shared), require_raw("shared"), "a module view becomes the module's table")
+  local mixed = { v = shared.nested, list = { shared.list } }
+  local p = plain(mixed)
+  check(p ~= mixed, "a table holding views is copied")
+  eq(p.v, require_raw("shared").nested, "its view field"); eq(p.list[1], require_raw("shared").list, "a view in a nested list")
+  eq(mixed.v, shared.nested, "the original is unchanged")
+  local cycle = {}; cycle.self = cycle; cycle.v = shared.nested
+  local pc = plain(cycle)
+  eq(pc.v, require_raw("shared").nested, "a cyclic table's view field")
+  raises(function() G.json.encode(cycle) end, "nesting deeper than 64 levels")
+  eq(G.json.encode({ list = shared.list, n = shared.nested.deeper }), '{"list":["a","b","c"],"n":{"y":2}}', "views nested in a policy's table")
 end)
 
 test("print goes through the host", function()

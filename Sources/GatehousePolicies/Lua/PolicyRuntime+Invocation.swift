@@ -27,6 +27,14 @@ extension PolicyRuntime {
         case loader(name: String, key: String)
     }
 
+    /// What the prelude's drivers return first, named as `internal.RESULT` names them in
+    /// Lua/prelude/core.lua; a positive value k means "answer with response k".
+    enum ResultCode {
+        static let proceed: Int64 = 0       // RESULT.CONTINUE
+        static let invalid: Int64 = -1      // RESULT.INVALID: the function returned something else
+        static let loadFailed: Int64 = -2   // RESULT.LOAD_FAILED: a load function returned nil, err
+    }
+
     enum Step: @unchecked Sendable {
         case done(Outcome)
         case waiting(PendingOperation, LuaCoroutine)
@@ -193,12 +201,12 @@ extension PolicyRuntime {
         case .finished(let count):
             let L = co.state
             let base = L.top - count + 1
-            let code = count >= 1 ? L.toInteger(at: base) ?? -1 : -1
+            let code = count >= 1 ? L.toInteger(at: base) ?? ResultCode.invalid : ResultCode.invalid
             // What the function returned, for an error message: read only on the failure paths,
             // before the coroutine (whose stack holds it) is released.
             func returned() -> String { count >= 2 ? L.toString(at: base + 1) ?? "nil" : "nil" }
             if case .loader = entry {
-                if code == -2 {
+                if code == ResultCode.loadFailed {
                     let message = returned()
                     vm.releaseCoroutine(co)
                     return .done(.failed(PolicyFailure(policy: policy, message: message)))
@@ -210,7 +218,7 @@ extension PolicyRuntime {
                 case .failure(let error): return .done(.failed(PolicyFailure(policy: policy, message: "the load function returned a value that is not JSON-compatible: \(error)")))
                 }
             }
-            if code == 0 {
+            if code == ResultCode.proceed {
                 vm.releaseCoroutine(co)
                 return .done(.proceed)
             }

@@ -7,13 +7,14 @@ import NIOCore
 extension PolicyRuntime {
     // MARK: Setup
 
+    /// Runs the prelude's chunks (Lua/prelude, in the order of its ORDER file, embedded at build
+    /// time by the EmbedLua plugin): each is called as `chunk(host, internal)`, and Swift then
+    /// takes the drivers and tables it needs from `internal`.
     func installPrelude() throws(PolicyLoadError) {
         let L = vm.main
-        do {
-            try vm.load(Prelude.source, chunkName: Prelude.chunkName)
-        } catch {
-            throw PolicyLoadError(message: "internal: the prelude does not compile: \(error.message)")
-        }
+        let base = L.top
+        defer { L.setTop(base) }
+        // `host`: every host function by name, and json_null; the same table goes to every chunk.
         L.newTable()
         for (name, function) in hostAPI() {
             L.pushHostFunction(vm.register(function))
@@ -21,24 +22,38 @@ extension PolicyRuntime {
         }
         L.push(lightUserdata: LuaState.jsonNull)
         L.rawSet(-2, field: "json_null")
-        do {
-            try vm.protectedCall(arguments: 1, results: 1)
-        } catch {
-            throw PolicyLoadError(message: "internal: the prelude failed: \(error.message)")
+        let hostTable = L.top
+        // `internal`: what chunks pass to later chunks, and what Swift reads once all have run.
+        L.newTable()
+        let internalTable = L.top
+        for chunk in PreludeSources.chunks {
+            do {
+                try vm.load(chunk.source, chunkName: chunk.name)
+            } catch {
+                throw PolicyLoadError(message: "internal: the prelude chunk \(chunk.name) does not compile: \(error.message)")
+            }
+            L.pushValue(at: hostTable)
+            L.pushValue(at: internalTable)
+            do {
+                try vm.protectedCall(arguments: 2, results: 0)
+            } catch {
+                throw PolicyLoadError(message: "internal: the prelude chunk \(chunk.name) failed: \(error.message)")
+            }
         }
-        func take(_ field: String) -> Int32 {
-            L.rawGet(-1, field: field)
+        func take(_ field: String, _ type: LuaType) throws(PolicyLoadError) -> Int32 {
+            guard L.rawGet(internalTable, field: field) == type else {
+                throw PolicyLoadError(message: "internal: the prelude did not set internal.\(field) to a \(type)")
+            }
             return L.ref()
         }
-        objectsRef = take("objects")
-        liveRef = take("live")
-        runInboundRef = take("run_inbound")
-        runOutboundRef = take("run_outbound")
-        runHandlerRef = take("run_handler")
-        runLoaderRef = take("run_loader")
+        objectsRef = try take("objects", .table)
+        liveRef = try take("live", .table)
+        runInboundRef = try take("run_inbound", .function)
+        runOutboundRef = try take("run_outbound", .function)
+        runHandlerRef = try take("run_handler", .function)
+        runLoaderRef = try take("run_loader", .function)
         // Policies load from modules' real tables; plugin code gets read-only views via `require`.
-        requireRef = take("require_raw")
-        L.pop()
+        requireRef = try take("require_raw", .function)
     }
 
     /// All host functions, one file per Lua namespace (see `*API.swift`).

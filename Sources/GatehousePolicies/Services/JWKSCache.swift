@@ -20,11 +20,16 @@ final class JWKSCache: Sendable {
     }
 
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
+    private let clock: ServiceClock
+
+    init(clock: ServiceClock = .system) {
+        self.clock = clock
+    }
 
     /// The keys for `url`: cached while younger than `maxAge`; `forceRefresh` refetches, but at
     /// most once per `minRefreshInterval`. Nil only when no set was ever fetched.
     func keys(url: String, maxAge: Duration, forceRefresh: Bool, minRefreshInterval: Duration, fetcher: (any HTTPFetching)?, logger: Logger) async -> Keys? {
-        let now = ContinuousClock.now
+        let now = clock.now
         let task: Task<Keys?, Never>? = entries.withLockedValue { entries in
             var entry = entries[url] ?? Entry()
             if let inflight = entry.inflight { return inflight }
@@ -36,7 +41,7 @@ final class JWKSCache: Sendable {
             guard due else { return nil }
             let previous = entry.keys
             let task = Task { () -> Keys? in
-                let fetched = await Self.fetch(url, fetcher: fetcher, logger: logger)
+                let fetched = await Self.fetch(url, fetcher: fetcher, logger: logger, clock: self.clock)
                 self.entries.withLockedValue { entries in
                     entries[url]?.inflight = nil
                     if let fetched { entries[url]?.keys = fetched }
@@ -51,7 +56,7 @@ final class JWKSCache: Sendable {
         return entries.withLockedValue { $0[url]?.keys }
     }
 
-    private static func fetch(_ url: String, fetcher: (any HTTPFetching)?, logger: Logger) async -> Keys? {
+    private static func fetch(_ url: String, fetcher: (any HTTPFetching)?, logger: Logger, clock: ServiceClock) async -> Keys? {
         guard let fetcher else { return nil }
         let request = FetchRequest(url: url, method: .get, headers: [:], body: nil, timeout: .seconds(5))
         switch await fetcher.fetch(request, maxBodyBytes: 1 << 20) {
@@ -68,7 +73,7 @@ final class JWKSCache: Sendable {
                 let collection = JWTKeyCollection()
                 try await collection.add(jwks: jwks)
                 let kids = Set(jwks.keys.compactMap { $0.keyIdentifier?.string })
-                return Keys(collection: collection, kids: kids, fetchedAt: .now)
+                return Keys(collection: collection, kids: kids, fetchedAt: clock.now)
             } catch {
                 logger.warning("JWKS is not valid; keeping the last good keys", metadata: ["url": .string(url), "error": .string("\(error)")])
                 return nil

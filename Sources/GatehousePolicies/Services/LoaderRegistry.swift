@@ -15,11 +15,16 @@ final class LoaderRegistry: Sendable {
 
     private struct Slot {
         var value: JSONValue?
-        var staleAt: ContinuousClock.Instant = .now
+        var staleAt: ContinuousClock.Instant? // set with the first value
         var inflight: Load?
     }
 
+    private let clock: ServiceClock
     private let state = NIOLockedValueBox<(options: [String: Options], slots: [String: [String: Slot]])>(([:], [:]))
+
+    init(clock: ServiceClock = .system) {
+        self.clock = clock
+    }
 
     func register(_ name: String, options: Options) {
         state.withLockedValue { $0.options[name] = options }
@@ -40,11 +45,11 @@ final class LoaderRegistry: Sendable {
     /// Decides, atomically across VMs, what a `get` does. When it returns `.start` or
     /// `.stale(refresh: true)` the caller must call ``begin(_:_:_:)`` with its load.
     func lookup(_ name: String, _ key: String) -> Lookup {
-        let now = ContinuousClock.now
+        let now = clock.now
         return state.withLockedValue { s in
             let slot = s.slots[name]?[key] ?? Slot()
             if let value = slot.value {
-                if now < slot.staleAt { return .fresh(value) }
+                if let staleAt = slot.staleAt, now < staleAt { return .fresh(value) }
                 if slot.inflight != nil { return .stale(value, refresh: false) }
                 return .stale(value, refresh: true)
             }
@@ -68,7 +73,7 @@ final class LoaderRegistry: Sendable {
 
     /// Stores a load's outcome: a success replaces the value; a failure keeps the last good one.
     func finish(_ name: String, _ key: String, _ result: Result<JSONValue, FetchFailure>) {
-        let now = ContinuousClock.now
+        let now = clock.now
         state.withLockedValue { s in
             var slot = s.slots[name]?[key] ?? Slot()
             slot.inflight = nil

@@ -7,18 +7,23 @@ import NIOConcurrencyHelpers
 public final class RuntimeServices: Sendable {
     public let fetcher: (any HTTPFetching)?
     private let zones = NIOLockedValueBox<[String: ZoneCache]>([:])
-    let loaders = LoaderRegistry()
-    let jwks = JWKSCache()
+    let loaders: LoaderRegistry
+    let jwks: JWKSCache
+    /// What the caches and loaders read the time from (a manual clock in tests).
+    public let clock: ServiceClock
 
-    public init(fetcher: (any HTTPFetching)?) {
+    public init(fetcher: (any HTTPFetching)?, clock: ServiceClock = .system) {
         self.fetcher = fetcher
+        self.clock = clock
+        loaders = LoaderRegistry(clock: clock)
+        jwks = JWKSCache(clock: clock)
     }
 
     /// The zone named `name`, created with these bounds on first use.
     public func zone(_ name: String, maxEntries: Int = 10_000, maxBytes: Int = 16 << 20) -> ZoneCache {
         zones.withLockedValue { zones in
             if let zone = zones[name] { return zone }
-            let zone = ZoneCache(name: name, maxEntries: maxEntries, maxBytes: maxBytes)
+            let zone = ZoneCache(name: name, maxEntries: maxEntries, maxBytes: maxBytes, clock: clock)
             zones[name] = zone
             return zone
         }

@@ -9,6 +9,7 @@ public final class ZoneCache: Sendable {
     public let maxEntries: Int
     public let maxBytes: Int
     private let state: NIOLockedValueBox<State>
+    private let clock: ServiceClock
 
     struct Entry {
         var value: JSONValue
@@ -23,7 +24,8 @@ public final class ZoneCache: Sendable {
         var clock: UInt64 = 0
     }
 
-    init(name: String, maxEntries: Int, maxBytes: Int) {
+    init(name: String, maxEntries: Int, maxBytes: Int, clock: ServiceClock = .system) {
+        self.clock = clock
         self.name = name
         self.maxEntries = maxEntries
         self.maxBytes = maxBytes
@@ -31,7 +33,7 @@ public final class ZoneCache: Sendable {
     }
 
     public func get(_ key: String) -> JSONValue? {
-        let now = ContinuousClock.now
+        let now = clock.now
         return state.withLockedValue { s in
             guard var entry = s.entries[key] else { return nil }
             guard entry.expires > now else {
@@ -50,7 +52,7 @@ public final class ZoneCache: Sendable {
     public func put(_ key: String, _ value: JSONValue, ttl: Duration) {
         let bytes = key.utf8.count + value.estimatedBytes
         guard bytes <= maxBytes else { return }
-        let expires = ContinuousClock.now + ttl
+        let expires = clock.now + ttl
         state.withLockedValue { s in
             if let old = s.entries[key] { s.bytes -= old.bytes }
             s.clock += 1

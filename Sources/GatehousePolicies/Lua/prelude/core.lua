@@ -72,6 +72,14 @@ local function convert(t, memo, depth)
 end
 local function plain(v)
   if type(v) ~= "table" then return v end
+  if view_target[v] == nil then
+    -- The common case, a flat table of the policy's own: nothing to convert, nothing allocated.
+    local nested = false
+    for _, x in next, v do
+      if type(x) == "table" then nested = true; break end
+    end
+    if not nested then return v end
+  end
   return convert(v, {}, 1)
 end
 

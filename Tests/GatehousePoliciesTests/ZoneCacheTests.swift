@@ -29,10 +29,13 @@ import Testing
     }
 
     @Test func expiredEntriesAreNeverReturned() async throws {
-        let zone = RuntimeServices(fetcher: nil).zone("ttl")
+        let clock = ServiceClock.manual()
+        let zone = RuntimeServices(fetcher: nil, clock: clock).zone("ttl")
         zone.put("k", .object(["v": .int(1)]), ttl: .milliseconds(50))
         #expect(zone.get("k")?["v"] == .int(1))
-        try await Task.sleep(for: .milliseconds(80))
+        clock.advance(by: .milliseconds(49))
+        #expect(zone.get("k") != nil, "not yet expired")
+        clock.advance(by: .milliseconds(2))
         #expect(zone.get("k") == nil)
         zone.delete("k")
         #expect(zone.count == 0)
