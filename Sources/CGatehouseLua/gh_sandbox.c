@@ -2,6 +2,7 @@
 // function that catches errors (pcall, xpcall, load, coroutine.resume/wrap/close), so that a
 // budget error always ends the whole invocation (see gh_budget.c).
 #include "gh_internal.h"
+#include "gh_pattern.h"
 
 #include <lualib.h>
 #include <string.h>
@@ -206,45 +207,6 @@ static int gh_lib_rawset(lua_State *L) {
   return 1;
 }
 
-// Lua's pattern matcher backtracks, and hooks cannot interrupt a C function: a pattern with
-// several '.' wildcards under repetition ('.-', '.*', '.+') on a long subject can run for
-// minutes ('.-.-.-b' on 300 bytes: seconds). Worst-case work grows like n^(k+1) for k such
-// repetitions; refuse calls above this bound before they start.
-#define GH_PATTERN_WORK_LIMIT 3e9
-
-static int gh_wildcard_repetitions(const char *p, size_t len) {
-  int count = 0, in_set = 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = p[i];
-    if (c == '%') { i++; continue; }          // escaped character or class
-    if (in_set) { if (c == ']') in_set = 0; continue; }
-    if (c == '[') { in_set = 1; if (i + 1 < len && p[i + 1] == '^') i++; if (i + 1 < len && p[i + 1] == ']') i++; continue; }
-    if (c == '.' && i + 1 < len && (p[i + 1] == '-' || p[i + 1] == '*' || p[i + 1] == '+')) { count++; i++; }
-  }
-  return count;
-}
-
-static int gh_lib_pattern(lua_State *L) {
-  size_t subject_len, pattern_len;
-  luaL_checklstring(L, 1, &subject_len);
-  const char *pattern = luaL_checklstring(L, 2, &pattern_len);
-  int is_find = (int)lua_tointeger(L, lua_upvalueindex(2));
-  if (!(is_find && lua_toboolean(L, 4))) { // string.find(s, p, init, true) is a plain search
-    int k = gh_wildcard_repetitions(pattern, pattern_len);
-    if (k > 0) {
-      double work = 1.0, n = (double)subject_len + 1.0;
-      for (int i = 0; i <= k && work <= GH_PATTERN_WORK_LIMIT; i++) work *= n;
-      if (work > GH_PATTERN_WORK_LIMIT)
-        return luaL_error(L, "pattern too costly: %d wildcard repetitions ('.-', '.*', '.+') on a %d-byte string "
-                             "(shorten the string, make the pattern more specific, or use json.decode)", k, (int)subject_len);
-    }
-  }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  return lua_gettop(L);
-}
-
 static void gh_wrap_global(lua_State *L, const char *name, lua_CFunction fn) {
   lua_getglobal(L, name);
   lua_pushcclosure(L, fn, 1);
@@ -305,12 +267,14 @@ int gh_open_sandbox(lua_State *L) {
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
-  static const char *const pattern_functions[] = {"find", "match", "gmatch", "gsub", NULL};
-  for (int i = 0; pattern_functions[i] != NULL; i++) {
-    lua_getfield(L, -1, pattern_functions[i]);
-    lua_pushinteger(L, i == 0); // upvalue 2: is this find (which has a plain mode)?
-    lua_pushcclosure(L, gh_lib_pattern, 2);
-    lua_setfield(L, -2, pattern_functions[i]);
+  // Lua's own matcher backtracks without bound and hooks cannot interrupt C code: ours counts
+  // its steps (gh_pattern.c), so every call is bounded whatever the pattern and the subject.
+  static const struct { const char *name; lua_CFunction fn; } patterns[] = {
+    {"find", gh_str_find}, {"match", gh_str_match}, {"gmatch", gh_str_gmatch}, {"gsub", gh_str_gsub}, {NULL, NULL},
+  };
+  for (int i = 0; patterns[i].name != NULL; i++) {
+    lua_pushcfunction(L, patterns[i].fn);
+    lua_setfield(L, -2, patterns[i].name);
   }
   lua_pop(L, 1);
 

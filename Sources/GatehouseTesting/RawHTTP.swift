@@ -11,6 +11,8 @@ public enum RawHTTP {
         /// Header names lowercased, in order.
         public let headers: [(name: String, value: String)]
         public let body: String
+        /// False when a chunked body ended (the connection closed) without its last chunk.
+        public var bodyComplete = true
 
         public func header(_ name: String) -> String? {
             headers.first(where: { $0.name == name.lowercased() })?.value
@@ -148,15 +150,17 @@ public enum RawHTTP {
             headers.append((line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
         var body = String(text[headerEnd.upperBound...])
+        var complete = true
         if headers.contains(where: { $0.name == "transfer-encoding" && $0.value.lowercased().contains("chunked") }) {
-            body = try dechunk(body)
+            (body, complete) = try dechunk(body)
         }
-        return Response(status: status, headers: headers, body: body)
+        return Response(status: status, headers: headers, body: body, bodyComplete: complete)
     }
 
-    /// Decodes a chunked body. A malformed or cut one throws (failing the one test that read
-    /// it) instead of trapping, which would kill the whole test process and hide every result.
-    public static func dechunk(_ text: String) throws -> String {
+    /// Decodes a chunked body: its bytes, and whether its last chunk arrived. A malformed chunk
+    /// or one cut short throws (failing the one test that read it) instead of trapping, which
+    /// would kill the whole test process and hide every other result.
+    public static func dechunk(_ text: String) throws -> (body: String, complete: Bool) {
         // Bytes, not Characters: "\r\n" is one Character in Swift, so counting Characters
         // would step over the first byte of the next chunk's size line.
         let bytes = Array(text.utf8)
@@ -171,13 +175,17 @@ public enum RawHTTP {
             return nil
         }
         while true {
-            guard let end = lineEnd(from: position) else { throw TestHarnessError("chunked body ends without its last chunk: \(text.debugDescription)") }
+            guard let end = lineEnd(from: position) else {
+                // Ended on a chunk boundary without the last chunk: what arrived, marked as cut.
+                guard position == bytes.count else { throw TestHarnessError("chunked body cut inside a size line: \(text.debugDescription)") }
+                return (String(decoding: out, as: UTF8.self), false)
+            }
             let line = String(decoding: bytes[position..<end], as: UTF8.self)
             let sizeText = line.prefix { $0 != ";" }.trimmingCharacters(in: .whitespaces)
             guard !sizeText.isEmpty, let size = Int(sizeText, radix: 16), size >= 0 else {
                 throw TestHarnessError("bad chunk size line \(line.debugDescription) in \(text.debugDescription)")
             }
-            if size == 0 { return String(decoding: out, as: UTF8.self) }
+            if size == 0 { return (String(decoding: out, as: UTF8.self), true) }
             let start = end + 2
             guard bytes.count >= start + size + 2 else { throw TestHarnessError("chunk of \(size) bytes cut short in \(text.debugDescription)") }
             out.append(contentsOf: bytes[start..<(start + size)])

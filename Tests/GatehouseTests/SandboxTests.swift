@@ -38,16 +38,53 @@ import Testing
         ("deep-recursion", "local function f(n) return 1 + f(n + 1) end f(1)"),
         ("pattern-bomb", "string.find(string.rep('a', 300), '.-.-.-b')"),
         ("pattern-bomb-method", "(string.rep('a', 300)):match('.*.*.*b')"),
+        ("pattern-lazy-chars", "string.find(string.rep('a', 300), 'a-a-a-a-b')"),
+        ("pattern-class-repeats", "string.match(string.rep('a', 300), '%w+%w+%w+b')"),
+        ("pattern-set-repeats", "string.gsub(string.rep('ab', 150), '[ab]+[ab]+[ab]+c', '')"),
+        ("pattern-gmatch", "for m in string.gmatch(string.rep('a', 300), 'a*a*a*a*b') do end"),
+        // Budgets whatever Lua-level protection stands in between.
+        ("xpcall-handler-loops", "xpcall(function() error('x') end, function() while true do end end)"),
+        ("handler-loops-after-budget", "xpcall(function() while true do end end, function() while true do end end)"),
+        ("loop-in-resumed-coroutine", "coroutine.resume(coroutine.create(function() while true do end end))"),
+        ("loop-in-wrapped-coroutine", "pcall(coroutine.wrap(function() while true do end end))"),
+        ("loop-in-metamethod", "pcall(function() return setmetatable({}, { __index = function() while true do end end }).x end)"),
+        ("loop-in-gsub-callback", "pcall(string.gsub, 'abc', '%w', function() while true do end end)"),
+        ("memory-bomb-in-handler", "xpcall(function() error('x') end, function() local s = 'x' while true do s = s .. s end end)"),
+        // The real tables behind the read-only views, and the shared globals.
+        ("pairs-hands-out-string", "local _, real = pairs(string) real.upper = function() return 'PWNED' end"),
+        ("pairs-hands-out-json", "local _, real = pairs(json) real.encode = nil"),
+        ("pairs-hands-out-api", "local _, real = pairs(require('gatehouse')) real.json = nil"),
+        ("iterate-and-replace", "for k, v in pairs(string) do if type(v) == 'table' then v.x = 1 end end string.upper = nil"),
+        ("replace-global-tostring", "_G.tostring = function() return 'PWNED' end"),
+        ("replace-global-type", "_G.type = nil"),
+        ("replace-global-library", "_G.string = { upper = function() return 'PWNED' end }"),
+        ("load-with-default-env", "load('tostring = nil')() error('load changed nothing')"),
+        ("nested-module-table", "require('shared').nested.v = 1"),
+        ("replace-log-function", "context.log.info = nil"),
+        // A __tostring that changes the table the host is walking (a longjmp through Swift once).
+        ("tostring-changes-headers", """
+          local h = {}
+          for i = 1, 20 do h['x-h' .. i] = 'v' end
+          h['x-a'] = setmetatable({}, { __tostring = function()
+            for k in pairs(h) do h[k] = nil end
+            for i = 1, 100 do h['y' .. i] = 'z' end
+            return 'v'
+          end })
+          do return Response.new({ headers = h }) end
+          """),
     ]
 
     static func fixture() throws -> ConfigFixture {
         var files: [String: String] = [
-            "plugins/lib/shared.lua": "return { value = 42 }\n",
+            "plugins/lib/shared.lua": "return { value = 42, nested = { v = 2 } }\n",
             "plugins/canary.lua": """
                 local shared = require("shared")
                 return function(request, context)
                   local ok = string.len("abc") == 3 and table.insert ~= nil and shared.value == 42
                     and rawget(_G, "leak") == nil and Response.json ~= nil and getmetatable("") == false
+                    and string.upper("a") == "A" and ("x"):upper() == "X" and tostring(1) == "1"
+                    and type(tostring) == "function" and type(json.encode) == "function" and shared.nested.v == 2
+                    and require("gatehouse").json ~= nil and context.log.info ~= nil
                   return Response.json({ ok = ok, leak = tostring(leak) })
                 end
                 """,
@@ -58,7 +95,7 @@ import Testing
         ]
         var policies = [#"{ "name": "canary", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/canary)" } }"#]
         for attack in attacks {
-            files["plugins/\(attack.name).lua"] = "return function(request)\n  \(attack.body)\n  return request\nend\n"
+            files["plugins/\(attack.name).lua"] = "return function(request, context)\n  \(attack.body)\n  return request\nend\n"
             operations.append(("GET", "/\(attack.name)", #"{ "handler": { "type": "static" }, "policies": { "inbound": [""# + attack.name + #""] } }"#))
             policies.append(#"{ "name": ""# + attack.name + #"", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/"# + attack.name + #")" } }"#)
         }

@@ -1,6 +1,5 @@
 import Foundation
 import Gatehouse
-import GatehouseTesting
 import Testing
 
 @Suite struct ShutdownWatchdogTests {
@@ -27,16 +26,5 @@ import Testing
         let watchdog = ShutdownWatchdog(delay: .milliseconds(10)) { flag.fired.signal() }
         watchdog.watchSignals()
         #expect(flag.fired.wait(timeout: .now() + 0.3) == .timedOut)
-    }
-}
-
-@Suite struct RawHTTPTests {
-    @Test(arguments: ["\r\n", "\r\n0\r\n\r\n", "zz\r\nabc\r\n0\r\n\r\n", "5\r\nab", "3\r\nabc\r\n", ";x\r\n"])
-    func aMalformedChunkedBodyFailsTheTestInsteadOfTrapping(_ body: String) {
-        #expect(throws: (any Error).self) { try RawHTTP.dechunk(body) }
-    }
-
-    @Test func aWellFormedChunkedBodyDecodes() throws {
-        #expect(try RawHTTP.dechunk("3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\n\r\n") == "abcde")
     }
 }
