@@ -12,9 +12,20 @@ final class ConnectionCounter: Sendable {
     func close() { count.subtract(1, ordering: .relaxed) }
 }
 
+/// Raised into the request's body stream when the body did not arrive whole: the client closed
+/// (or half-closed) the connection, or the parser refused a later part of it. Whoever reads the
+/// body then fails, so a partial body is never presented to an upstream as a complete one.
+struct RequestBodyIncomplete: Error, CustomStringConvertible {
+    var description: String { "the request body did not arrive whole" }
+}
+
 /// Per-connection protections that Hummingbird's HTTP/1 pipeline does not give, answered as
 /// problem+json like every other gateway error:
 /// - a malformed request (NIO's parser error) → 400, an oversized header section → 431, close;
+/// - a request line longer than `maxRequestLineBytes` → 414; no `Host`, or more than one → 400
+///   (RFC 9112 §3.2), close;
+/// - a request whose body ends early (the connection closed or half-closed, or a malformed
+///   chunk) fails its body stream with ``RequestBodyIncomplete``, so nothing reads it as whole;
 /// - a request (head and body) not fully received within `requestTimeout` after the connection
 ///   opened or the previous response ended → 408, close (slow-drip clients);
 /// - more than `maxConnections` connections → 503, close.
@@ -26,6 +37,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let requestTimeout: TimeAmount
     private let maxConnections: Int
+    private let maxRequestLineBytes: Int
     private let requestIdHeader: HTTPField.Name
     private let counter: ConnectionCounter
     /// One timer per connection, re-armed only when it fires (no allocation per request).
@@ -34,9 +46,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var waitingSince: NIODeadline?
     private var counted = false
     private var closing = false
+    /// A request's head has been passed on and its end has not arrived yet.
+    private var inRequest = false
+    /// The path of the request being received, for the `instance` of a problem about it.
+    private var requestPath: String?
 
-    init(requestTimeout: TimeAmount, maxConnections: Int, requestIdHeader: HTTPField.Name, counter: ConnectionCounter) {
+    init(requestTimeout: TimeAmount, maxConnections: Int, maxRequestLineBytes: Int, requestIdHeader: HTTPField.Name, counter: ConnectionCounter) {
         self.requestTimeout = requestTimeout
+        self.maxRequestLineBytes = maxRequestLineBytes
         self.requestIdHeader = requestIdHeader
         self.maxConnections = maxConnections
         self.counter = counter
@@ -61,11 +78,60 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .end = unwrapInboundIn(data) {
+        // Once refused, nothing more of this connection reaches the gateway.
+        guard !closing else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let request):
+            requestPath = request.path.map { path in String(path.prefix { $0 != "?" }) }
+            if let refusal = Self.refusal(of: request, maxRequestLineBytes: maxRequestLineBytes) {
+                refuse(context, status: refusal.status, detail: refusal.detail)
+                return
+            }
+            inRequest = true
+        case .body:
+            break
+        case .end:
+            inRequest = false
             // The whole request is in; the clock restarts when its response has been sent.
             waitingSince = nil
         }
         context.fireChannelRead(data)
+    }
+
+    /// Why a request head is refused before the gateway sees it, if it is.
+    static func refusal(of request: HTTPRequest, maxRequestLineBytes: Int) -> (status: HTTPResponse.Status, detail: String)? {
+        // "METHOD SP target SP HTTP/1.1"
+        let lineBytes = request.method.rawValue.utf8.count + 1 + (request.path?.utf8.count ?? 0) + 9
+        if lineBytes > maxRequestLineBytes {
+            return (.uriTooLong, "The request line is longer than the gateway accepts (\(maxRequestLineBytes) bytes).")
+        }
+        // The conversion from HTTP/1 takes the first Host as the authority; a second one stays
+        // among the fields, where it would reach the upstream.
+        if request.authority == nil {
+            return (.badRequest, "The request has no Host header.")
+        }
+        if request.headerFields[.host] != nil {
+            return (.badRequest, "The request has more than one Host header.")
+        }
+        return nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failUnfinishedBody(context)
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A half-close by the client ends the request too: a body still expected never comes.
+        if case .some(.inputClosed) = event as? ChannelEvent { failUnfinishedBody(context) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The body of the request being received will not arrive whole: fail its stream.
+    private func failUnfinishedBody(_ context: ChannelHandlerContext) {
+        guard inRequest else { return }
+        inRequest = false
+        context.fireErrorCaught(RequestBodyIncomplete())
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -78,6 +144,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
+        // A request whose head was passed on: its body stream fails before the refusal goes out.
+        failUnfinishedBody(context)
         if case .headerOverflow = parserError {
             refuse(context, status: .requestHeaderFieldsTooLarge, detail: "The request's header section is larger than the gateway accepts.")
         } else {
@@ -114,8 +182,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         closing = true
         timer?.cancel()
         let requestId = RequestID.next()
-        let problem = Problem(status: status, type: status == .requestHeaderFieldsTooLarge || status == .badRequest ? Problem.Kind.badRequest : "about:blank", detail: detail)
-        let body = ByteBuffer(string: problem.body(instance: "", requestId: requestId))
+        let problem = Problem(status: status, type: [.requestHeaderFieldsTooLarge, .badRequest, .uriTooLong].contains(status) ? Problem.Kind.badRequest : "about:blank", detail: detail)
+        // The path of the request it is about, when its head was parsed.
+        let body = ByteBuffer(string: problem.body(instance: requestPath ?? "", requestId: requestId))
         var headers = HTTPFields()
         headers[.contentType] = Problem.contentType
         headers[.contentLength] = String(body.readableBytes)

@@ -38,7 +38,7 @@ public struct GatewayResponder: HTTPResponder {
 
         let segments: [String]
         do {
-            segments = try PathCoding.segments(of: rawPath)
+            segments = try PathCoding.segments(of: rawPath, allowEncodedSlashes: settings.allowEncodedSlashes)
         } catch {
             return problem(Problem(status: .badRequest, type: Problem.Kind.badRequest, detail: error.detail))
         }
@@ -64,10 +64,13 @@ public struct GatewayResponder: HTTPResponder {
             }
             let body: MessageBody = length == 0 || (length == nil && request.headers[.transferEncoding] == nil)
                 ? .empty : .stream(StreamedBody(chunks: LimitedBody(request.body, limit: limit), length: length))
+            // Routed and forwarded alike: the normalised path, never the raw one.
+            let path = PathCoding.canonicalPath(segments, trailingSlash: rawPath.utf8.count > 1 && rawPath.utf8.last == UInt8(ascii: "/"))
             let state = RequestState(
-                requestId: requestId, method: request.method, path: String(rawPath), query: query, headers: headers,
+                requestId: requestId, method: request.method, path: path, query: query, headers: headers,
                 body: body, scheme: "http", authority: request.head.authority, clientAddress: context.clientAddress,
                 params: params, route: route)
+            state.pathSegments = segments
             let runtime = snapshot.runtime(for: context.eventLoop)
             let result = await pipeline.handle(state, route: index, snapshot: snapshot, runtime: runtime)
             await runtime.finish(state)

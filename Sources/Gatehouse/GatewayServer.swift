@@ -71,12 +71,15 @@ public final class GatewayServer: Sendable {
         let counter = ConnectionCounter()
         let requestTimeout = TimeAmount.seconds(Int64(settings.requestTimeoutSeconds))
         let maxConnections = settings.maxConnections
+        let maxRequestLineBytes = settings.maxRequestLineBytes
         let idHeader = settings.requestIdHeader
         var decoder = HTTP1Channel.Configuration.DecoderConfiguration()
         decoder.maxHeaderListSize = settings.maxHeaderBytes
         decoder.maxHeaderFieldSize = settings.maxHeaderBytes
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ConnectionGuard(requestTimeout: requestTimeout, maxConnections: maxConnections, requestIdHeader: idHeader, counter: counter)],
+            additionalChannelHandlers: [ConnectionGuard(
+                requestTimeout: requestTimeout, maxConnections: maxConnections, maxRequestLineBytes: maxRequestLineBytes,
+                requestIdHeader: idHeader, counter: counter)],
             idleTimeout: .seconds(Int64(settings.idleTimeoutSeconds)),
             httpDecoderConfiguration: decoder)
         return Application(

@@ -40,13 +40,17 @@ struct RequestPipeline: Sendable {
             return await snapshot.runLuaHandler(route: index, state: state, runtime: runtime)
         case .urlForward(let baseUrl, let forwardSearch, let preserveHost):
             let url = baseUrl + state.path
+            // The path is normalised (or a policy's checked value), the base is the operator's:
+            // a `..` can only come from the base, and is still never sent.
+            if PathCoding.hasDotSegment(inURL: url) { throw RewritePattern.dotSegment }
             return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
         case .urlRewrite(let pattern, let forwardSearch, let preserveHost):
             let custom = await runtime.customValues(pattern.customNames, state: state)
             let inputs = RewriteInputs(
                 custom: custom, params: state.params, query: state.query, headers: state.headers,
                 environment: snapshot.config.environment, method: state.method, path: state.path,
-                greedyParameter: state.route.template.greedyParameter)
+                greedyParameter: state.route.template.greedyParameter,
+                greedySegments: state.route.template.greedySegments(of: state.pathSegments))
             let url = try pattern.render(inputs)
             return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
         }

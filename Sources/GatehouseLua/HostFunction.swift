@@ -23,8 +23,11 @@ public enum HostResult: Sendable {
 public typealias HostFunction = (LuaState) -> HostResult
 
 extension HostResult {
-    /// The standard "bad argument" error, worded like Lua's own.
-    public static func badArgument(_ position: Int32, _ function: String, expected: String, state: LuaState) -> HostResult {
-        .error("bad argument #\(position) to '\(function)' (\(expected) expected, got \(state.type(at: position) == .none ? "no value" : state.typeName(at: position)))")
+    /// The standard "bad argument" error, worded like Lua's own. `slot` is where the argument
+    /// is on the stack when that differs from its position as the policy wrote the call (host
+    /// functions behind methods receive handles first).
+    public static func badArgument(_ position: Int32, _ function: String, expected: String, state: LuaState, slot: Int32? = nil) -> HostResult {
+        let at = slot ?? position
+        return .error("bad argument #\(position) to '\(function)' (\(expected) expected, got \(state.type(at: at) == .none ? "no value" : state.typeName(at: at)))")
     }
 }

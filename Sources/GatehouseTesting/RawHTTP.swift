@@ -44,6 +44,27 @@ public enum RawHTTP {
         }
     }
 
+    /// Sends `text` and then ends the connection early: `halfClose` shuts down only the sending
+    /// side and reads what the server answers (nil if it closed without answering); otherwise
+    /// the connection is closed at once and nil returned.
+    public static func sendCut(port: Int, _ text: String, halfClose: Bool, timeoutSeconds: Int = 10) async throws -> Response? {
+        try await onOwnThread {
+            let fd = try connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
+            defer { close(fd) }
+            try writeAll(fd, text)
+            guard halfClose else { return nil }
+            shutdown(fd, Int32(SHUT_WR))
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n <= 0 { break }
+                received.append(contentsOf: buffer[0..<n])
+            }
+            return received.isEmpty ? nil : try parse(received)
+        }
+    }
+
     /// Runs blocking socket work on a new thread (see ``send(port:_:timeoutSeconds:)``).
     static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in

@@ -12,10 +12,14 @@ public struct RewriteInputs: Sendable {
     public var path: String
     /// The route's greedy parameter (`{+path}`), whose `/` stay path separators.
     public var greedyParameter: String?
+    /// The segments the greedy parameter matched, each encoded on its own when rendered.
+    public var greedySegments: [String]?
 
     public init(custom: [String: String], params: [(name: String, value: String)], query: String?, headers: HTTPFields,
-                environment: ConfigEnvironment, method: HTTPRequest.Method, path: String, greedyParameter: String?) {
+                environment: ConfigEnvironment, method: HTTPRequest.Method, path: String, greedyParameter: String?,
+                greedySegments: [String]? = nil) {
         self.greedyParameter = greedyParameter
+        self.greedySegments = greedySegments
         self.custom = custom
         self.params = params
         self.query = query
@@ -60,7 +64,9 @@ extension RewritePattern {
                 if inQuery {
                     out += PathCoding.encodeQueryComponent(value)
                 } else if name == inputs.greedyParameter {
-                    out += value.split(separator: "/", omittingEmptySubsequences: false).map { PathCoding.encodePathSegment(String($0)) }.joined(separator: "/")
+                    // Segment by segment: an (allowed) encoded `/` inside one stays `%2F`.
+                    let segments = inputs.greedySegments ?? value.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+                    out += segments.map(PathCoding.encodePathSegment).joined(separator: "/")
                 } else {
                     out += PathCoding.encodePathSegment(value)
                 }
@@ -80,8 +86,16 @@ extension RewritePattern {
         guard out.hasPrefix("http://") || out.hasPrefix("https://") else {
             throw Self.misconfigured("The rewritten upstream URL is not an absolute http(s) URL.")
         }
+        // A client value in the path (a query or header value is `.` or `..`) would climb out of
+        // the prefix the pattern puts it under: never sent.
+        if PathCoding.hasDotSegment(inURL: out) { throw Self.dotSegment }
         return out
     }
+
+    /// The rendered upstream path would contain a `.` or `..` segment.
+    public static let dotSegment = Problem(
+        status: .badRequest, type: Problem.Kind.badRequest,
+        detail: "The request would reach the upstream with a '.' or '..' path segment.")
 
     private static func misconfigured(_ detail: String) -> Problem {
         Problem(status: .internalServerError, type: Problem.Kind.configuration, detail: detail)

@@ -130,6 +130,10 @@ public final class UpstreamClient: UpstreamForwarding {
             // abandoned before it completed.
             return Problem(status: .contentTooLarge, type: Problem.Kind.payloadTooLarge, detail: "The request body exceeds the limit of \(tooLarge.limit) bytes.")
         }
+        if let invalid = error as? InvalidUpstreamResponse {
+            logger.warning("upstream answered with invalid HTTP", metadata: ["upstream": .string(url), "error": .string(invalid.detail)])
+            return Problem(status: .badGateway, type: Problem.Kind.upstreamInvalidResponse, detail: "The upstream service answered with an invalid response.")
+        }
         let timeout: Bool
         if let clientError = error as? HTTPClientError {
             timeout = [.connectTimeout, .readTimeout, .deadlineExceeded, .getConnectionFromPoolTimeout].contains(clientError)

@@ -20,6 +20,11 @@ import NIOHTTP1
 /// Every callback from AsyncHTTPClient arrives on `loop`; calls from the body's consumer
 /// (`produceMore`, `didTerminate`) may come from anywhere and hop to `loop` first, so `state`
 /// is only touched there.
+/// The upstream's answer is not valid HTTP (reported as a 502, never retried: it did answer).
+struct InvalidUpstreamResponse: Error {
+    let detail: String
+}
+
 final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
     typealias Response = Void
     typealias Producer = NIOThrowingAsyncSequenceProducer<
@@ -86,6 +91,14 @@ final class UpstreamExchange: HTTPClientResponseDelegate, NIOAsyncSequenceProduc
             if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) }
         }
         HopByHop.strip(&fields)
+        // A final status must be 200-599 (RFC 9110 §15; 1xx are interim and handled by the
+        // client library). Anything else is not passed on as if it meant something.
+        guard (200...599).contains(Int(responseHead.status.code)) else {
+            state = .done
+            head.fail(InvalidUpstreamResponse(detail: "status \(responseHead.status.code)"))
+            task.cancel()
+            return
+        }
         let status = HTTPResponse.Status(code: Int(responseHead.status.code))
         let length = fields[.contentLength].flatMap { Int($0) }
         expected = length

@@ -82,6 +82,9 @@ import Testing
         ("wrong_audience", "The token's audience is not accepted."),
         ("alg_none", "The token's signing algorithm is not accepted."),
         ("hs_rs_confusion", "The token's signature is not valid."),
+        // Validly signed, but `crit` names an extension the gateway does not implement.
+        ("crit_extension", "The token requires an extension the gateway does not support (crit)."),
+        ("crit_b64", "The token requires an extension the gateway does not support (crit)."),
     ])
     func badTokensAre401WithAReasonAndNeverEchoed(_ name: String, _ detail: String) async throws {
         try await withJWTGateway { gateway, _, _ in

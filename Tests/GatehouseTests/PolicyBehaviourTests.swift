@@ -105,8 +105,10 @@ import Testing
             #expect(mock.status == 202)
             #expect(mock.body == "mocked")
             #expect(mock.headers.first(name: "x-mock") == "1")
-            let item = try await send(gateway.baseURL + "/items/a%2Fb%3Fc?x=1", headers: [("x-src", "a&b")])
-            #expect(item.json["path"] as? String == "/v2/items/a%2Fb%3Fc?src=a%26b&x=1")
+            // An encoded `?` and space stay inside the parameter (`%2F` is refused by default:
+            // RequestIntegrityTests).
+            let item = try await send(gateway.baseURL + "/items/a%20b%3Fc?x=1", headers: [("x-src", "a&b")])
+            #expect(item.json["path"] as? String == "/v2/items/a%20b%3Fc?src=a%26b&x=1")
             #expect(upstream.requestCount == 1)
         }
     }

@@ -100,6 +100,8 @@ struct ConfigLoader {
                 case "idleTimeoutSeconds": settings.idleTimeoutSeconds = try positive(value)
                 case "requestTimeoutSeconds": settings.requestTimeoutSeconds = try positive(value)
                 case "maxHeaderBytes": settings.maxHeaderBytes = try positive(value)
+                case "maxRequestLineBytes": settings.maxRequestLineBytes = try positive(value)
+                case "allowEncodedSlashes": settings.allowEncodedSlashes = try value.bool()
                 case "maxConnections": settings.maxConnections = try positive(value)
                 case "shutdownGraceSeconds": settings.shutdownGraceSeconds = try positive(value)
                 case "luaInstructionBudget": settings.luaInstructionBudget = UInt64(try positive(value))

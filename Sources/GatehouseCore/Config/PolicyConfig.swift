@@ -68,6 +68,12 @@ public struct GatewaySettings: Sendable {
     public var requestTimeoutSeconds: Int = 60
     /// Largest size of the request's header section; larger → 431.
     public var maxHeaderBytes: Int = 32 * 1024
+    /// Longest request line (method, target, version); longer → 414.
+    public var maxRequestLineBytes: Int = 8 * 1024
+    /// Accept `%2F`, `%5C` and `\` in request paths (kept encoded end to end: routed as part of
+    /// one segment and forwarded as `%2F`). Off: such paths are refused with 400, so an
+    /// upstream that decodes them can never see a path the gateway did not route.
+    public var allowEncodedSlashes = false
     /// Client connections served at once; more are answered 503 and closed.
     public var maxConnections: Int = 10_000
     /// After SIGTERM/SIGINT, how long in-flight requests may take before they are cut (and logged).

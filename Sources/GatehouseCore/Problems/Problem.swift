@@ -85,6 +85,8 @@ extension Problem {
         public static let policyError = "urn:gatehouse:problem:policy-error"
         public static let upstreamUnavailable = "urn:gatehouse:problem:upstream-unavailable"
         public static let upstreamTimeout = "urn:gatehouse:problem:upstream-timeout"
+        /// The upstream answered, but not with valid HTTP (a status outside 200-599, ...).
+        public static let upstreamInvalidResponse = "urn:gatehouse:problem:upstream-invalid-response"
         public static let badRequest = "urn:gatehouse:problem:bad-request"
         public static let payloadTooLarge = "urn:gatehouse:problem:payload-too-large"
         public static let configuration = "urn:gatehouse:problem:configuration"

@@ -6,6 +6,7 @@ public enum PathCoding {
         case controlCharacter
         case dotSegment
         case notAbsolute
+        case encodedSeparator
 
         public var detail: String {
             switch self {
@@ -13,22 +14,59 @@ public enum PathCoding {
             case .controlCharacter: "The request path contains a control character."
             case .dotSegment: "The request path contains a '.' or '..' segment."
             case .notAbsolute: "The request path must start with '/'."
+            case .encodedSeparator: "The request path contains an encoded '/' (%2F) or a backslash, which upstreams may read as a separator."
             }
         }
     }
 
-    /// Splits an origin-form path into decoded segments. Empty segments (`//`) are dropped so
-    /// `/a//b` routes like `/a/b`; dot segments (also when encoded, `%2e%2e`) and control
-    /// characters are refused, so no policy can be bypassed by spelling a path differently.
-    public static func segments(of path: Substring) throws(Rejection) -> [String] {
+    /// Splits an origin-form path into decoded segments: the one normaliser behind both
+    /// routing and forwarding (see ``canonicalPath(_:trailingSlash:)``), so the route chosen
+    /// and the path an upstream receives always agree. Empty segments (`//`) are dropped so
+    /// `/a//b` routes (and is forwarded) like `/a/b`; dot segments (also when encoded, `%2e%2e`)
+    /// and control characters are refused, so no policy can be bypassed by spelling a path
+    /// differently. An encoded `/` (`%2F`) or a `\` (raw or `%5C`) is refused too, unless
+    /// `allowEncodedSlashes`: then it stays inside its segment, and is forwarded encoded.
+    public static func segments(of path: Substring, allowEncodedSlashes: Bool = false) throws(Rejection) -> [String] {
         guard path.utf8.first == UInt8(ascii: "/") else { throw .notAbsolute }
         var result: [String] = []
         for raw in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
             let decoded = try decode(raw)
             if decoded == "." || decoded == ".." { throw .dotSegment }
+            if !allowEncodedSlashes, decoded.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") }) {
+                throw .encodedSeparator
+            }
             result.append(decoded)
         }
         return result
+    }
+
+    /// The normalised form of a path: its decoded segments, each encoded again, one `/` between
+    /// them, and a trailing `/` kept when the original had one. What routing saw is what the
+    /// upstream gets: `//a/./b` never reaches here (refused), `/a//b` becomes `/a/b`, and a
+    /// `%2F` that was allowed stays `%2F`.
+    public static func canonicalPath(_ segments: [String], trailingSlash: Bool) -> String {
+        guard !segments.isEmpty else { return "/" }
+        var out = ""
+        for segment in segments {
+            out += "/"
+            out += encodePathSegment(segment)
+        }
+        if trailingSlash { out += "/" }
+        return out
+    }
+
+    /// Whether the path of an absolute URL (`scheme://authority/path?query`) has a segment that
+    /// is, or decodes to, `.` or `..`: the last check before anything is sent upstream.
+    public static func hasDotSegment(inURL url: String) -> Bool {
+        var rest = Substring(url)
+        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
+        guard let slash = rest.firstIndex(of: "/") else { return false }
+        let path = rest[slash...].prefix { $0 != "?" && $0 != "#" }
+        for raw in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            let decoded = (try? decode(raw)) ?? String(decoding: raw, as: UTF8.self)
+            if decoded == "." || decoded == ".." { return true }
+        }
+        return false
     }
 
     static func decode(_ raw: Substring.UTF8View.SubSequence) throws(Rejection) -> String {

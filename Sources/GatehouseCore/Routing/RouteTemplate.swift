@@ -93,6 +93,13 @@ public struct RouteTemplate: Sendable, Equatable, CustomStringConvertible {
         return false
     }
 
+    /// The segments of `path` that the greedy parameter matched, if the template ends with one
+    /// (kept apart so that a `/` inside a segment, when allowed, is never taken for a separator).
+    public func greedySegments(of path: [String]) -> [String]? {
+        guard case .greedy = segments.last, path.count >= segments.count - 1 else { return nil }
+        return Array(path[(segments.count - 1)...])
+    }
+
     /// Matches decoded path segments; returns parameters in template order.
     public func match(_ path: [String]) -> [(name: String, value: String)]? {
         var params: [(name: String, value: String)] = []

@@ -143,6 +143,12 @@ public final class JWTInbound: BuiltInInboundPolicy {
             return allowUnauthenticated ? nil : unauthorized(nil, "No bearer token was provided.")
         }
         guard let header = Self.header(of: token) else { return unauthorized("invalid_token", "The token is malformed.") }
+        // RFC 7515 §4.1.11: a `crit` header lists extensions the recipient must understand, or
+        // reject the token. Gatehouse implements none, so any `crit` is a refusal (an empty or
+        // malformed one too: the RFC forbids both).
+        if header["crit"] != nil {
+            return unauthorized("invalid_token", "The token requires an extension the gateway does not support (crit).")
+        }
         guard let alg = header["alg"]?.stringValue, algorithms.contains(alg) else {
             return unauthorized("invalid_token", "The token's signing algorithm is not accepted.")
         }

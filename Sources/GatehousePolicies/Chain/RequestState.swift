@@ -30,6 +30,9 @@ public final class RequestState: @unchecked Sendable {
     /// Responses created while handling this request (`response.new`, problems, the upstream
     /// response); Lua refers to them by index + 1.
     public var responses: [ResponseState] = []
+    /// The decoded segments the route matched (the greedy parameter's come from here when the
+    /// upstream URL is rendered).
+    public var pathSegments: [String] = []
     /// A problem the gateway must answer with whatever the policy returns (e.g. 413 after a
     /// body read hit the limit).
     public var forcedProblem: Problem?

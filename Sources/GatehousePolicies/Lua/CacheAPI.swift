@@ -18,13 +18,13 @@ extension PolicyRuntime {
                 return .values(0)
             }),
             ("cache_get", { [unowned self] L in
-                guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "get", expected: "string key", state: L) }
+                guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "get", expected: "string key", state: L, slot: 2) }
                 if let value = self.services.zone(name).get(key) { L.push(json: value) } else { L.pushNil() }
                 return .values(1)
             }),
             ("cache_put", { [unowned self] L in
-                guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "put", expected: "string key", state: L) }
-                guard let seconds = L.toNumber(at: 4), seconds > 0 else { return .badArgument(3, "put", expected: "a TTL in seconds", state: L) }
+                guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "put", expected: "string key", state: L, slot: 2) }
+                guard let seconds = L.toNumber(at: 4), seconds > 0 else { return .badArgument(3, "put", expected: "a TTL in seconds", state: L, slot: 4) }
                 switch L.readJSON(at: 3) {
                 case .success(let value):
                     self.services.zone(name).put(key, value, ttl: .milliseconds(Int64(seconds * 1000)))
@@ -34,7 +34,7 @@ extension PolicyRuntime {
                 }
             }),
             ("cache_delete", { [unowned self] L in
-                guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "delete", expected: "string key", state: L) }
+                guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "delete", expected: "string key", state: L, slot: 2) }
                 self.services.zone(name).delete(key)
                 return .values(0)
             }),

@@ -31,7 +31,7 @@ extension PolicyRuntime {
             ("headers_remove", { [unowned self] L in
                 guard let (state, index) = self.message(L) else { return .error("headers used after their request ended") }
                 guard let name = L.toString(at: 3), let field = HTTPField.Name(name) else {
-                    return .badArgument(1, "remove", expected: "header name", state: L)
+                    return .badArgument(1, "remove", expected: "header name", state: L, slot: 3)
                 }
                 if index == 0 { state.headers[field] = nil } else { state.responses[index - 1].headers[field] = nil }
                 return .values(0)
@@ -61,7 +61,7 @@ extension PolicyRuntime {
         case .string: value = L.toString(at: 4)
         case .number: value = L.plainText(at: 4)
         case .boolean: value = L.toBool(at: 4) ? "true" : "false"
-        default: return .badArgument(2, function, expected: "string", state: L)
+        default: return .badArgument(2, function, expected: "string", state: L, slot: 4)
         }
         if let value, !HTTPField.isValidValue(value) {
             return .error("bad argument #2 to '\(function)' (header values cannot contain CR, LF or NUL)")

@@ -25,7 +25,7 @@ extension PolicyRuntime {
             }),
             // loader_get(name, key) -> value | nil, error (waits only when nothing is cached)
             ("loader_get", { [unowned self] L in
-                guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "get", expected: "string key", state: L) }
+                guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "get", expected: "string key", state: L, slot: 2) }
                 guard self.loaderFunctions[name] != nil else { return .error("loader '\(name)' is not defined") }
                 let loaders = self.services.loaders
                 switch loaders.lookup(name, key) {

@@ -48,7 +48,11 @@ extension PolicyRuntime {
                     else {
                         return .error("request.path must start with '/' and contain no spaces, control characters, '?' or '#' (use request:setQuery for the query)")
                     }
-                    state.path = path
+                    // The same normaliser as for client paths: no dot segment, however spelled.
+                    guard let segments = try? PathCoding.segments(of: path[...], allowEncodedSlashes: true) else {
+                        return .error("request.path must not contain '.' or '..' segments (also encoded) or invalid percent-encodings")
+                    }
+                    state.path = PathCoding.canonicalPath(segments, trailingSlash: path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/"))
                     return .values(0)
                 case "user":
                     if L.type(at: 3) == .nil {
@@ -73,13 +77,13 @@ extension PolicyRuntime {
             }),
             ("request_set_query", { [unowned self] L in
                 guard let state = self.state(L) else { return .error("request used after its request ended") }
-                guard let name = L.toString(at: 2), !name.isEmpty else { return .badArgument(2, "setQuery", expected: "string", state: L) }
+                guard let name = L.toString(at: 2), !name.isEmpty else { return .badArgument(1, "setQuery", expected: "string", state: L, slot: 2) }
                 let value: String?
                 switch L.type(at: 3) {
                 case .nil, .none: value = nil
                 case .string: value = L.toString(at: 3)
                 case .number: value = L.plainText(at: 3)
-                default: return .badArgument(3, "setQuery", expected: "string or nil", state: L)
+                default: return .badArgument(2, "setQuery", expected: "string or nil", state: L, slot: 3)
                 }
                 var items = PathCoding.queryItems((state.query ?? "")[...]).filter { $0.name != name }
                 if let value { items.append((name, value)) }
@@ -111,7 +115,7 @@ extension PolicyRuntime {
                 switch L.type(at: 3) {
                 case .nil: break
                 case .string: _ = L.withStringBytes(at: 3) { buffer.writeBytes($0) }
-                default: return .badArgument(2, "setBody", expected: "string or nil", state: L)
+                default: return .badArgument(1, "setBody", expected: "string or nil", state: L, slot: 3)
                 }
                 let body: MessageBody = buffer.readableBytes == 0 ? .empty : .buffered(buffer)
                 if index == 0 {

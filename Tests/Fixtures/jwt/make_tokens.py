@@ -8,14 +8,42 @@ against itself. Run once; the outputs are committed:
   tokens.json        name -> token, plus the HMAC secret
 
 Valid tokens expire in 2100; "expired" expired in 2001; "not_yet_valid" starts in 2099.
+"crit_*" tokens carry a `crit` header naming an extension (RFC 7515 §4.1.11); `--add-crit`
+adds just those to an existing tokens.json (HS256, the committed secret), keeping the keys.
 """
-import base64, hashlib, hmac, json, os
+import base64, hashlib, hmac, json, os, sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa, ec, ed25519
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey, ECKey, OKPKey
 
 here = os.path.dirname(os.path.abspath(__file__))
+
+def crit_tokens(secret, claims):
+    """Validly signed HS256 tokens whose `crit` names an extension a verifier must understand."""
+    from joserfc import jws
+    from joserfc.jws import JWSRegistry
+    from joserfc.jwk import OctKey
+    from joserfc.registry import HeaderParameter
+    registry = JWSRegistry(header_registry={"x-gatehouse-ext": HeaderParameter("test extension", "bool"),
+                                            "b64": HeaderParameter("RFC 7797", "bool")})
+    payload = json.dumps(claims).encode()
+    key = OctKey.import_key(secret)
+    return {
+        "crit_extension": jws.serialize_compact({"alg": "HS256", "crit": ["x-gatehouse-ext"], "x-gatehouse-ext": True}, payload, key, registry=registry),
+        "crit_b64": jws.serialize_compact({"alg": "HS256", "crit": ["b64"], "b64": True}, payload, key, registry=registry),
+    }
+
+if "--add-crit" in sys.argv:
+    path = os.path.join(here, "tokens.json")
+    with open(path) as f:
+        fixture = json.load(f)
+    fixture["tokens"].update(crit_tokens(fixture["secret"], {"sub": "user-42", "iss": "https://issuer.test", "aud": "gatehouse-tests", "exp": 4102444800, "tenant_id": "acme", "subscription_tier": "enterprise"}))
+    with open(path, "w") as f:
+        json.dump(fixture, f, indent=2)
+    print("added crit tokens")
+    sys.exit(0)
+
 os.makedirs(os.path.join(here, "keys"), exist_ok=True)
 SECRET = "gatehouse-test-hmac-secret-0123456789abcdef-0123456789abcdef-64bytes"
 CLAIMS = {"sub": "user-42", "iss": "https://issuer.test", "aud": "gatehouse-tests", "exp": 4102444800,
@@ -67,6 +95,7 @@ tokens = {
     "jwks_ec": token("ES256", ec256_key, kid="ec-1"),
     "jwks_unknown_kid": token("RS256", rsa_key, kid="rotated-away"),
 }
+tokens.update(crit_tokens(SECRET, CLAIMS))
 # alg "none": no signature at all.
 header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
 body = b64(json.dumps(CLAIMS).encode())
