@@ -1,3 +1,4 @@
+#define _GNU_SOURCE // memmem
 // Lua 5.4 pattern matching (manual §6.4.1) under a step budget.
 //
 // Why this exists: Lua's matcher backtracks, so a short pattern can take exponential or
@@ -23,7 +24,7 @@
 // Behaviour (results, errors and their messages) is that of Lua 5.4.4's string library;
 // Tests/CPattern/pattern_diff.c checks that against the real one. Plain find (4th argument
 // true, or a pattern without special characters) is a substring search that needs no budget:
-// it is a memchr/memcmp scan without backtracking.
+// glibc's memmem, linear in the subject.
 #include "gh_pattern.h"
 
 #include <ctype.h>
@@ -436,20 +437,11 @@ static int has_specials(const char *p, size_t lp) {
 
 // First occurrence of [p, p + lp) in [s, s + ls), or NULL. The empty string is found at s.
 static const char *plain_search(const char *s, size_t ls, const char *p, size_t lp) {
+  // glibc's memmem is linear in the subject (two-way search for longer needles), where a
+  // memchr + memcmp scan is quadratic on inputs like a long run of 'a' searched for "aa...ab".
   if (lp == 0)
     return s;
-  if (lp > ls)
-    return NULL;
-  const char *last = s + (ls - lp); // the last start that leaves room for the needle
-  while (s <= last) {
-    const char *hit = memchr(s, p[0], (size_t)(last - s) + 1);
-    if (hit == NULL)
-      return NULL;
-    if (memcmp(hit + 1, p + 1, lp - 1) == 0)
-      return hit;
-    s = hit + 1;
-  }
-  return NULL;
+  return (const char *)memmem(s, ls, p, lp);
 }
 
 static int find_or_match(lua_State *L, int find, const char *fname) {

@@ -190,6 +190,19 @@ final class ResultBox<T>: @unchecked Sendable { var result: Result<T, any Error>
         #expect(vm.main.type(at: -1) == .nil, "code after the wait ran")
     }
 
+    /// A plain search is linear: a 2 MB needle in a 4 MB subject that almost matches everywhere
+    /// (quadratic for a memchr + memcmp scan: hours) returns.
+    @Test func aPlainSearchIsLinearInTheSubject() throws {
+        let found: Bool? = try returns { () throws -> Bool in
+            let vm = try LuaVM(memoryLimit: 64 << 20)
+            vm.budget = LuaBudget(instructions: 0, timeNanoseconds: 0)
+            try vm.load("local s = string.rep('a', 4000000) local n = string.rep('a', 2000000) .. 'b' return string.find(s, n, 1, true) == nil and s:find(n) == nil", chunkName: "plugins/plain.lua")
+            try vm.protectedCall(arguments: 0, results: 1)
+            return vm.main.toBool(at: -1)
+        } ?? nil
+        #expect(found == true)
+    }
+
     /// Ordinary protection still works while the budget holds.
     @Test func ordinaryErrorsAreStillCaught() throws {
         let vm = try LuaVM()
