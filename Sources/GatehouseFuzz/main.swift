@@ -31,14 +31,14 @@ print("gatehouse-fuzz: \(seconds) s, seed \(seed)")
 
 let pathSeeds: [[UInt8]] = [
     "/v1/customers/42", "/v1/%2e%2e/x", "//a///b/", "/v1/a%20b/c", "/a/%00", "/%ZZ", "/v1/{+path}", "/a/{x}/b/{y}",
-    "/v1/customers/me?x=1", "/\u{00e9}/%C3%A9",
+    "/v1/customers/me?x=1", "/\u{00e9}/%C3%A9", "/v1/..%2F..%2Fadmin", "/public\\..\\admin", "/a/%252e%252e/b", "//admin//x/",
 ].map { Array($0.utf8) }
 let configSeeds: [[UInt8]] = [
     #"{ "openapi": "3.1.0", "paths": { "/v1/{+path}": { "get": { "x-gatehouse-route": { "handler": { "type": "url-rewrite", "options": { "rewritePattern": "$env(X)/${params.path}?q=${query.q}" } }, "policies": { "inbound": ["auth"] } } } } } }"#,
     #"{ "paths": { "/a/{x}": { "post": { "x-gatehouse-route": { "handler": { "type": "static", "options": { "status": 201, "headers": { "a": "b" }, "body": { "k": [1, 2.5, null, true] } } } } } } } }"#,
     "paths:\n  /x:\n    get:\n      x-gatehouse-route:\n        handler: { type: url-forward, options: { baseUrl: 'http://h' } }\n",
 ].map { Array($0.utf8) }
-let interesting: [[UInt8]] = ["%", "%2e", "%2F", "/", "..", ".", "{", "}", "{+", "\0", "\r\n", "\"", "$env(", "${", "[", "]", ":", "\u{FFFF}", "&&", "*", "!"]
+let interesting: [[UInt8]] = ["%", "%2e", "%2F", "%2f", "%5C", "\\", "%25", "%C0%AE", "/", "..", ".", "{", "}", "{+", "\0", "\r\n", "\"", "$env(", "${", "[", "]", ":", "\u{FFFF}", "&&", "*", "!"]
     .map { Array($0.utf8) }
 
 @MainActor func mutate(_ input: [UInt8]) -> [UInt8] {

@@ -15,22 +15,42 @@ public enum FuzzChecks {
         }
     })
 
-    /// Path normalisation and routing: no dot segments, no control characters, no crash.
+    /// Path normalisation and routing: no dot segments, no control characters, no encoded
+    /// separators (unless allowed), and the path forwarded routes exactly like the one received.
     public static func path(_ bytes: [UInt8]) -> String? {
         let text = String(decoding: bytes, as: UTF8.self)
         if let template = try? RouteTemplate(text) {
             _ = template.match(["a", "b", "c"])
             _ = template.shape
         }
-        guard let segments = try? PathCoding.segments(of: text[...]) else { return nil }
-        for segment in segments {
-            if segment == "." || segment == ".." { return "dot segment survived normalisation: \(text.debugDescription)" }
-            if segment.isEmpty { return "empty segment: \(text.debugDescription)" }
-            if segment.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-                return "control character survived normalisation: \(text.debugDescription)"
+        for allowEncodedSlashes in [false, true] {
+            guard let segments = try? PathCoding.segments(of: text[...], allowEncodedSlashes: allowEncodedSlashes) else { continue }
+            for segment in segments {
+                if segment == "." || segment == ".." { return "dot segment survived normalisation: \(text.debugDescription)" }
+                if segment.isEmpty { return "empty segment: \(text.debugDescription)" }
+                if segment.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                    return "control character survived normalisation: \(text.debugDescription)"
+                }
+                if !allowEncodedSlashes, segment.contains("/") || segment.contains("\\") {
+                    return "an encoded separator survived normalisation: \(text.debugDescription)"
+                }
+            }
+            // What is forwarded is what was routed: the canonical path parses back to the same
+            // segments, so to the same route, and has no dot segment however it is decoded.
+            let forwarded = PathCoding.canonicalPath(segments, trailingSlash: text.utf8.count > 1 && text.utf8.last == UInt8(ascii: "/"))
+            if PathCoding.hasDotSegment(inURL: "http://upstream" + forwarded) {
+                return "the forwarded path \(forwarded.debugDescription) has a dot segment (from \(text.debugDescription))"
+            }
+            guard let reparsed = try? PathCoding.segments(of: forwarded[...], allowEncodedSlashes: allowEncodedSlashes) else {
+                return "the forwarded path \(forwarded.debugDescription) is refused by the normaliser (from \(text.debugDescription))"
+            }
+            if reparsed != segments {
+                return "the forwarded path \(forwarded.debugDescription) routes differently from \(text.debugDescription)"
+            }
+            if "\(table.match(method: .get, segments: segments))" != "\(table.match(method: .get, segments: reparsed))" {
+                return "route chosen differs for \(text.debugDescription) and its forwarded form"
             }
         }
-        _ = table.match(method: .get, segments: segments)
         return nil
     }
 
