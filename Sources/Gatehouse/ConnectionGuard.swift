@@ -12,13 +12,6 @@ final class ConnectionCounter: Sendable {
     func close() { count.subtract(1, ordering: .relaxed) }
 }
 
-/// Raised into the request's body stream when the body did not arrive whole: the client closed
-/// (or half-closed) the connection, or the parser refused a later part of it. Whoever reads the
-/// body then fails, so a partial body is never presented to an upstream as a complete one.
-struct RequestBodyIncomplete: Error, CustomStringConvertible {
-    var description: String { "the request body did not arrive whole" }
-}
-
 /// Per-connection protections that Hummingbird's HTTP/1 pipeline does not give, answered as
 /// problem+json like every other gateway error:
 /// - a malformed request (NIO's parser error) → 400, an oversized header section → 431, close;
@@ -135,7 +128,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), !closing { waitingSince = .now() }
+        if case .end = unwrapOutboundIn(data), !closing {
+            waitingSince = .now()
+            requestPath = nil // a later refusal is not about that request
+        }
         context.write(data, promise: promise)
     }
 

@@ -36,6 +36,14 @@ public struct StreamedBody: Sendable {
     }
 }
 
+/// Raised into a request's body stream when the body did not arrive whole: the client closed
+/// (or half-closed) the connection, or the parser refused a later part of it. Whoever reads the
+/// body then fails, so a partial body is never presented to an upstream as a complete one.
+public struct RequestBodyIncomplete: Error, CustomStringConvertible, Sendable {
+    public init() {}
+    public var description: String { "the request body did not arrive whole" }
+}
+
 /// A body exceeded the configured limit while being read.
 public struct BodyTooLarge: Error, Sendable {
     public let limit: Int

@@ -130,6 +130,11 @@ public final class UpstreamClient: UpstreamForwarding {
             // abandoned before it completed.
             return Problem(status: .contentTooLarge, type: Problem.Kind.payloadTooLarge, detail: "The request body exceeds the limit of \(tooLarge.limit) bytes.")
         }
+        if error is RequestBodyIncomplete {
+            // The client's upload broke off while it streamed: the upstream request was
+            // abandoned (its connection closed), and the fault is the client's.
+            return Problem(status: .badRequest, type: Problem.Kind.badRequest, detail: "The request body did not arrive whole.")
+        }
         if let invalid = error as? InvalidUpstreamResponse {
             logger.warning("upstream answered with invalid HTTP", metadata: ["upstream": .string(url), "error": .string(invalid.detail)])
             return Problem(status: .badGateway, type: Problem.Kind.upstreamInvalidResponse, detail: "The upstream service answered with an invalid response.")

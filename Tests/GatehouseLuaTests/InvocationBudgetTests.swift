@@ -123,14 +123,7 @@ final class ResultBox<T>: @unchecked Sendable { var result: Result<T, any Error>
     /// One budget for the whole invocation: 50 yields with ~100k instructions between them
     /// exhaust a 1M-instruction budget once, around the tenth stretch, not never.
     @Test func anInvocationThatYieldsKeepsOneBudget() throws {
-        let vm = try LuaVM()
-        let id = vm.register { _ in .yield }
-        vm.main.pushHostFunction(id)
-        vm.setGlobal("wait")
-        try vm.load("return function() for round = 1, 50 do for i = 1, 100000 do end wait() end return 'finished' end", chunkName: "plugins/yielder.lua")
-        try vm.protectedCall(arguments: 0, results: 1)
-        let co = vm.acquireCoroutine()
-        vm.main.move(1, to: co.state)
+        let (vm, co) = try LuaVM.yielding("return function() for round = 1, 50 do for i = 1, 100000 do end wait() end return 'finished' end", chunkName: "plugins/yielder.lua")
         let invocation = LuaInvocation(budget: LuaBudget(instructions: 1_000_000, timeNanoseconds: 0))
         var resumes = 1
         var outcome = vm.resume(co, arguments: 0, invocation: invocation)
@@ -150,14 +143,7 @@ final class ResultBox<T>: @unchecked Sendable { var result: Result<T, any Error>
 
     /// Running time is summed over resumes too, and time spent suspended does not count.
     @Test func runningTimeIsSummedAndWaitsDoNotCount() throws {
-        let vm = try LuaVM()
-        let id = vm.register { _ in .yield }
-        vm.main.pushHostFunction(id)
-        vm.setGlobal("wait")
-        try vm.load("return function() for round = 1, 3 do wait() end return 'finished' end", chunkName: "plugins/waiter.lua")
-        try vm.protectedCall(arguments: 0, results: 1)
-        let co = vm.acquireCoroutine()
-        vm.main.move(1, to: co.state)
+        let (vm, co) = try LuaVM.yielding("return function() for round = 1, 3 do wait() end return 'finished' end", chunkName: "plugins/waiter.lua")
         let invocation = LuaInvocation(budget: LuaBudget(instructions: 0, timeNanoseconds: 200_000_000))
         var outcome = vm.resume(co, arguments: 0, invocation: invocation)
         while case .yielded = outcome {
@@ -171,14 +157,7 @@ final class ResultBox<T>: @unchecked Sendable { var result: Result<T, any Error>
 
     /// The wall clock counts waits: an invocation resumed after its deadline runs no more code.
     @Test func theWallClockDeadlineCountsWaits() throws {
-        let vm = try LuaVM()
-        let id = vm.register { _ in .yield }
-        vm.main.pushHostFunction(id)
-        vm.setGlobal("wait")
-        try vm.load("return function() wait() ran_after = true return 'finished' end", chunkName: "plugins/late.lua")
-        try vm.protectedCall(arguments: 0, results: 1)
-        let co = vm.acquireCoroutine()
-        vm.main.move(1, to: co.state)
+        let (vm, co) = try LuaVM.yielding("return function() wait() ran_after = true return 'finished' end", chunkName: "plugins/late.lua")
         let invocation = LuaInvocation(budget: LuaBudget(instructions: 0, timeNanoseconds: 0, wallNanoseconds: 50_000_000))
         guard case .yielded = vm.resume(co, arguments: 0, invocation: invocation) else { Issue.record("expected a yield"); return }
         Thread.sleep(forTimeInterval: 0.1)

@@ -1,12 +1,6 @@
 import GatehouseLua
 import Testing
 
-extension LuaVM {
-    /// One resume as a whole invocation of its own (tests that do not span several resumes).
-    func resume(_ co: LuaCoroutine, arguments: Int32) -> ResumeOutcome {
-        resume(co, arguments: arguments, invocation: LuaInvocation(budget: budget))
-    }
-}
 
 /// The rules of the Lua boundary (docs/architecture.md): errors and yields raised by C after the
 /// Swift frame returned, so Swift cleanup always runs and the VM stays usable.
@@ -48,14 +42,7 @@ extension LuaVM {
     }
 
     @Test func hostFunctionYieldSuspendsAndResumesWithValues() throws {
-        let vm = try LuaVM()
-        let id = vm.register { _ in .yield }
-        vm.main.pushHostFunction(id)
-        vm.setGlobal("wait")
-        try vm.load("return function() local v = wait() return v * 2 end", chunkName: "plugins/y.lua")
-        try vm.protectedCall(arguments: 0, results: 1)
-        let co = vm.acquireCoroutine()
-        vm.main.move(1, to: co.state)
+        let (vm, co) = try LuaVM.yielding("return function() local v = wait() return v * 2 end", chunkName: "plugins/y.lua")
         guard case .yielded = vm.resume(co, arguments: 0) else { Issue.record("expected a yield"); return }
         co.state.push(21)
         guard case .finished(let n) = vm.resume(co, arguments: 1) else { Issue.record("expected completion"); return }
@@ -65,14 +52,7 @@ extension LuaVM {
     }
 
     @Test func yieldThroughACBoundaryIsACleanError() throws {
-        let vm = try LuaVM()
-        let id = vm.register { _ in .yield }
-        vm.main.pushHostFunction(id)
-        vm.setGlobal("wait")
-        try vm.load("return function() table.sort({3, 1, 2}, function(a, b) wait() return a < b end) end", chunkName: "plugins/sort.lua")
-        try vm.protectedCall(arguments: 0, results: 1)
-        let co = vm.acquireCoroutine()
-        vm.main.move(1, to: co.state)
+        let (vm, co) = try LuaVM.yielding("return function() table.sort({3, 1, 2}, function(a, b) wait() return a < b end) end", chunkName: "plugins/sort.lua")
         guard case .failed(let error) = vm.resume(co, arguments: 0) else { Issue.record("expected an error"); return }
         #expect(error.message.contains("cannot wait for I/O here"))
         vm.releaseCoroutine(co)
@@ -292,14 +272,7 @@ extension LuaVM {
 /// resumes. Printed for docs/lua-api.md, never asserted (speed is measured, not unit-tested).
 @Suite struct YieldCostMeasurement {
     @Test func yieldResumeRoundTrip() throws {
-        let vm = try LuaVM()
-        let id = vm.register { _ in .yield }
-        vm.main.pushHostFunction(id)
-        vm.setGlobal("wait")
-        try vm.load("return function(n) local s = 0 for i = 1, n do s = s + wait() end return s end", chunkName: "plugins/yield.lua")
-        try vm.protectedCall(arguments: 0, results: 1)
-        let co = vm.acquireCoroutine()
-        vm.main.move(1, to: co.state)
+        let (vm, co) = try LuaVM.yielding("return function(n) local s = 0 for i = 1, n do s = s + wait() end return s end", chunkName: "plugins/yield.lua")
         let rounds = 200_000
         co.state.push(rounds)
         let started = ContinuousClock.now

@@ -16,6 +16,19 @@ import Testing
         return try #require(FileManager.default.isExecutableFile(atPath: fallback) ? fallback : nil, "build the gatehouse product first")
     }
 
+    /// Starts `gatehouse serve` on `fixture` on a random port (no file watching).
+    func serve(_ fixture: ConfigFixture, environment: [String: String]? = nil, standardError: Pipe? = nil) throws -> (Process, Int) {
+        let port = 20_000 + Int.random(in: 0..<20_000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = ["serve", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory, "--port", "\(port)", "--no-watch"]
+        if let environment { process.environment = environment }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = standardError ?? FileHandle.nullDevice
+        try process.run()
+        return (process, port)
+    }
+
     /// Runs the binary; `output` is stdout then stderr, `stdout` alone.
     func run(_ arguments: [String]) throws -> (status: Int32, output: String, stdout: String) {
         let process = Process()
@@ -68,6 +81,27 @@ import Testing
         #expect(example.output.contains("3 passed, 0 failed"))
     }
 
+    /// `gatehouse test` routes and presents paths as the server does: normalised, and a path
+    /// the server refuses is reported as such (not routed as `/`).
+    @Test func policyTestsSeeTheServersNormalisedPath() throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/a/{+rest}", #"{ "handler": { "type": "static", "options": { "body": "hi" } }, "policies": { "inbound": ["p"] } }"#)]),
+            "config/policies.json": #"{ "policies": [ { "name": "p", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/p)" } } ] }"#,
+            "plugins/p.lua": "return function(request) return request end\n",
+            "plugins/p_test.lua": """
+                local t = require "gatehouse.test"
+                return {
+                  { name = "collapsed", route = "GET //a//b/", check = function(r) t.equal(r.request.path, "/a/b/") end },
+                  { name = "refused", route = "GET /a/..%2Fb", check = function(r) t.equal(r.outcome, "bad-path") end },
+                }
+                """,
+        ])
+        defer { fixture.remove() }
+        let result = try run(["test", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("2 passed, 0 failed"), "\(result.output)")
+    }
+
     @Test func aFailingPolicyTestSaysWhereAndExitsNonZero() throws {
         let fixture = try ConfigFixture(files: [
             "config/routes.oas.json": ConfigFixture.routes([("GET", "/a", #"{ "handler": { "type": "static", "options": { "body": "hi" } }, "policies": { "inbound": ["p"] } }"#)]),
@@ -108,13 +142,7 @@ import Testing
             "plugins/v.lua": "return function() return Response.text('one') end\n",
         ])
         defer { fixture.remove() }
-        let port = 20_000 + Int.random(in: 0..<20_000)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = ["serve", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory, "--port", "\(port)", "--no-watch"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, port) = try serve(fixture)
         defer { process.terminate() }
         let url = "http://127.0.0.1:\(port)/v"
         var body = ""
@@ -198,15 +226,8 @@ import Testing
             "config/gatehouse.json": #"{ "shutdownGraceSeconds": 1 }"#,
         ])
         defer { fixture.remove() }
-        let port = 20_000 + Int.random(in: 0..<20_000)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = ["serve", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory, "--port", "\(port)", "--no-watch"]
-        process.environment = ["SLOW": upstream.url]
         let errors = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        try process.run()
+        let (process, port) = try serve(fixture, environment: ["SLOW": upstream.url], standardError: errors)
         for _ in 0..<100 where (try? await send("http://127.0.0.1:\(port)/nope")) == nil {
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -245,13 +266,7 @@ import Testing
         files["config/policies.json"] = #"{ "policies": ["# + policies.joined(separator: ",") + "] }"
         let fixture = try ConfigFixture(files: files)
         defer { fixture.remove() }
-        let port = 20_000 + Int.random(in: 0..<20_000)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = ["serve", "--config", fixture.configDirectory, "--plugins", fixture.pluginDirectory, "--port", "\(port)", "--no-watch"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, port) = try serve(fixture)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         for _ in 0..<100 where (try? await send("http://127.0.0.1:\(port)/ok")) == nil {
             try await Task.sleep(for: .milliseconds(50))

@@ -85,6 +85,8 @@ import Testing
         // Validly signed, but `crit` names an extension the gateway does not implement.
         ("crit_extension", "The token requires an extension the gateway does not support (crit)."),
         ("crit_b64", "The token requires an extension the gateway does not support (crit)."),
+        ("crit_empty", "The token requires an extension the gateway does not support (crit)."),
+        ("crit_absent_parameter", "The token requires an extension the gateway does not support (crit)."),
     ])
     func badTokensAre401WithAReasonAndNeverEchoed(_ name: String, _ detail: String) async throws {
         try await withJWTGateway { gateway, _, _ in

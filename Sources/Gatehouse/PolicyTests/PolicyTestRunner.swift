@@ -90,7 +90,13 @@ public enum PolicyTestRunner {
         for (name, value) in spec["headers"]?.objectValue ?? [:] {
             if let field = HTTPField.Name(name) { headers[field] = value.stringValue ?? String(decoding: value.serialized(), as: UTF8.self) }
         }
-        let segments = (try? PathCoding.segments(of: path[...])) ?? []
+        // The server's normaliser: a path it would refuse is reported, not routed as `/`.
+        let segments: [String]
+        do {
+            segments = try PathCoding.segments(of: path[...], allowEncodedSlashes: snapshot.config.settings.allowEncodedSlashes)
+        } catch {
+            return (.object(["outcome": "bad-path", "error": .string(error.detail)]), nil)
+        }
         let match = snapshot.routes.match(method: method, segments: segments)
         var routeIndex: Int?
         var route = RouteConfig.synthetic(method: method, source: "gatehouse test")
@@ -101,8 +107,11 @@ public enum PolicyTestRunner {
             params = p
         }
         let state = RequestState(
-            requestId: RequestID.next(), method: method, path: path, query: query, headers: headers, body: body(spec["body"]),
+            requestId: RequestID.next(), method: method,
+            path: PathCoding.canonicalPath(segments, trailingSlash: path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/")),
+            query: query, headers: headers, body: body(spec["body"]),
             scheme: "http", authority: "gatehouse.test", clientAddress: "127.0.0.1", params: params, route: route)
+        state.pathSegments = segments
         if let user = spec["user"], user != .null { state.setUser(user) }
 
         var result: [String: JSONValue] = [:]

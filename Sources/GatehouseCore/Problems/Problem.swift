@@ -77,7 +77,7 @@ public struct Problem: Error, Sendable, Equatable {
 }
 
 extension Problem {
-    /// Problem type URIs used by the gateway itself, documented in docs/problems.md.
+    /// Problem type URIs used by the gateway itself, documented in docs/config.md ("Problem types").
     public enum Kind {
         public static let routeNotFound = "urn:gatehouse:problem:route-not-found"
         public static let methodNotAllowed = "urn:gatehouse:problem:method-not-allowed"

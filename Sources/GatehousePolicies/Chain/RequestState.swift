@@ -8,7 +8,8 @@ public import HTTPTypes
 public final class RequestState: @unchecked Sendable {
     public let requestId: String
     public var method: HTTPRequest.Method
-    /// The path as received (percent-encoded, without the query).
+    /// The normalised path (decoded once, empty segments collapsed, encoded again; without the
+    /// query): what was routed and what is forwarded.
     public var path: String
     /// The query string without `?`, or nil when there was none.
     public var query: String?
@@ -67,7 +68,7 @@ public final class RequestState: @unchecked Sendable {
         userVersion &+= 1
     }
 
-    /// `scheme://host/path?query` as the client addressed it.
+    /// `scheme://host/path?query` with the normalised path.
     public var url: String {
         var out = scheme + "://" + (authority ?? "localhost") + path
         if let query { out += "?" + query }

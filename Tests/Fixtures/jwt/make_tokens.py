@@ -19,6 +19,9 @@ from joserfc.jwk import OctKey, RSAKey, ECKey, OKPKey
 
 here = os.path.dirname(os.path.abspath(__file__))
 
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
 def crit_tokens(secret, claims):
     """Validly signed HS256 tokens whose `crit` names an extension a verifier must understand."""
     from joserfc import jws
@@ -29,7 +32,13 @@ def crit_tokens(secret, claims):
                                             "b64": HeaderParameter("RFC 7797", "bool")})
     payload = json.dumps(claims).encode()
     key = OctKey.import_key(secret)
+    def by_hand(header):
+        # joserfc refuses to mint these (an empty crit; a crit naming an absent parameter).
+        signing_input = b64(json.dumps(header).encode()) + "." + b64(payload)
+        return signing_input + "." + b64(hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest())
     return {
+        "crit_empty": by_hand({"alg": "HS256", "crit": []}),
+        "crit_absent_parameter": by_hand({"alg": "HS256", "crit": ["x-not-there"]}),
         "crit_extension": jws.serialize_compact({"alg": "HS256", "crit": ["x-gatehouse-ext"], "x-gatehouse-ext": True}, payload, key, registry=registry),
         "crit_b64": jws.serialize_compact({"alg": "HS256", "crit": ["b64"], "b64": True}, payload, key, registry=registry),
     }
