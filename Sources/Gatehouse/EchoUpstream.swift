@@ -20,6 +20,7 @@ public final class EchoUpstream: Sendable {
     private let lastRequest = NIOLockedValueBox<[String: String]>([:])
     private let forced = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int?)>((nil, nil))
     private let connections = NIOLockedValueBox<Set<ObjectIdentifier>>([])
+    private let inFlight = NIOLockedValueBox<(now: Int, most: Int)>((0, 0))
 
     /// Answer every request with this status (nil: 200 or the request's x-echo-status).
     public func force(status: Int?) { forced.withLockedValue { $0.status = status } }
@@ -30,6 +31,9 @@ public final class EchoUpstream: Sendable {
 
     /// Requests answered so far.
     public var requestCount: Int { count.withLockedValue { $0 } }
+    /// The most requests this upstream was answering at the same time (parallelism, observed
+    /// without timing anything).
+    public var mostInFlight: Int { inFlight.withLockedValue { $0.most } }
     /// Distinct connections requests arrived on (how well a client reuses keep-alive connections).
     public var connectionCount: Int { connections.withLockedValue { $0.count } }
     /// Headers of the last request received (lowercased names).
@@ -59,6 +63,8 @@ public final class EchoUpstream: Sendable {
         let number = count.withLockedValue { $0 += 1; return $0 }
         lastRequest.withLockedValue { $0 = headers }
         let forced = self.forced.withLockedValue { $0 }
+        inFlight.withLockedValue { $0.now += 1; $0.most = max($0.most, $0.now) }
+        defer { inFlight.withLockedValue { $0.now -= 1 } }
         if let delay = forced.delayMilliseconds ?? headers["x-echo-delay-ms"].flatMap(Int.init) {
             try await Task.sleep(for: .milliseconds(delay))
         }

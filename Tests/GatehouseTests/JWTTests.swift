@@ -152,7 +152,9 @@ import Testing
     }
 
     @Test func jwksKeysAreFetchedOnceAndAnUnknownKidRefetchesExactlyOnce() async throws {
-        try await withJWTGateway { gateway, jwks, _ in
+        // A manual clock: neither the cache age nor the refetch interval passes during the test,
+        // however slow the machine.
+        try await withJWTGateway(clock: ServiceClock.manual()) { gateway, jwks, _ in
             #expect(try await call(gateway, "/jwks", token: Self.tokens["jwks_rsa"]!).status == 200)
             #expect(try await call(gateway, "/jwks", token: Self.tokens["jwks_ec"]!).status == 200)
             #expect(jwks.requestCount == 1)
