@@ -75,7 +75,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard !closing else { return }
         switch unwrapInboundIn(data) {
         case .head(let request):
-            requestPath = request.path.map { path in String(path.prefix { $0 != "?" }) }
+            requestPath = request.path // the target; its query is cut off only if a problem needs it
             if let refusal = Self.refusal(of: request, maxRequestLineBytes: maxRequestLineBytes) {
                 refuse(context, status: refusal.status, detail: refusal.detail)
                 return
@@ -180,7 +180,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let requestId = RequestID.next()
         let problem = Problem(status: status, type: [.requestHeaderFieldsTooLarge, .badRequest, .uriTooLong].contains(status) ? Problem.Kind.badRequest : "about:blank", detail: detail)
         // The path of the request it is about, when its head was parsed.
-        let body = ByteBuffer(string: problem.body(instance: requestPath ?? "", requestId: requestId))
+        let instance = requestPath.map { String($0.prefix { $0 != "?" }) } ?? ""
+        let body = ByteBuffer(string: problem.body(instance: instance, requestId: requestId))
         var headers = HTTPFields()
         headers[.contentType] = Problem.contentType
         headers[.contentLength] = String(body.readableBytes)

@@ -65,7 +65,7 @@ public struct GatewayResponder: HTTPResponder {
             let body: MessageBody = length == 0 || (length == nil && request.headers[.transferEncoding] == nil)
                 ? .empty : .stream(StreamedBody(chunks: LimitedBody(request.body, limit: limit), length: length))
             // Routed and forwarded alike: the normalised path, never the raw one.
-            let path = PathCoding.canonicalPath(segments, trailingSlash: rawPath.utf8.count > 1 && rawPath.utf8.last == UInt8(ascii: "/"))
+            let path = PathCoding.canonicalPath(of: rawPath, segments: segments)
             let state = RequestState(
                 requestId: requestId, method: request.method, path: path, query: query, headers: headers,
                 body: body, scheme: "http", authority: request.head.authority, clientAddress: context.clientAddress,

@@ -38,6 +38,10 @@ public enum FuzzChecks {
             // What is forwarded is what was routed: the canonical path parses back to the same
             // segments, so to the same route, and has no dot segment however it is decoded.
             let forwarded = PathCoding.canonicalPath(segments, trailingSlash: text.utf8.count > 1 && text.utf8.last == UInt8(ascii: "/"))
+            // The fast path (a canonical path kept as it came) agrees with rebuilding it.
+            if PathCoding.canonicalPath(of: text[...], segments: segments) != forwarded {
+                return "the canonical form of \(text.debugDescription) depends on the fast path"
+            }
             if PathCoding.hasDotSegment(inURL: "http://upstream" + forwarded) {
                 return "the forwarded path \(forwarded.debugDescription) has a dot segment (from \(text.debugDescription))"
             }

@@ -79,3 +79,24 @@ import Testing
         #expect(PathCoding.queryItems("a=1&b=x+y&c=%2F") .map { "\($0.name)=\($0.value)" } == ["a=1", "b=x y", "c=/"])
     }
 }
+
+@Suite struct PathNormaliserTests {
+    @Test(arguments: [
+        ("/v1/a/b", "/v1/a/b"), ("//v1//a/", "/v1/a/"), ("/a%20b/%7E", "/a%20b/~"), ("/", "/"), ("/a/b/", "/a/b/"),
+        ("/x:y@z/!$&'()*+,;=", "/x:y@z/!$&'()*+,;="), ("/%41", "/A"),
+    ])
+    func theCanonicalPathIsWhatRoutingSaw(_ raw: String, _ expected: String) throws {
+        let segments = try PathCoding.segments(of: raw[...])
+        #expect(PathCoding.canonicalPath(of: raw[...], segments: segments) == expected)
+        #expect(PathCoding.canonicalPath(segments, trailingSlash: raw.count > 1 && raw.hasSuffix("/")) == expected)
+    }
+
+    @Test(arguments: [
+        ("http://h/a/../b", true), ("http://h/a/%2e%2E/b", true), ("http://h/./x", true), ("http://h/a/.%2e", true),
+        ("http://h/a/...", false), ("http://h/a/%2e%2e%2e", false), ("http://h/a/b?x=/../", false), ("http://h", false),
+        ("http://h/a/..#frag", true), ("http://h/a.b/c..d", false), ("http://h/%2e%2e?q", true),
+    ])
+    func dotSegmentsAreFoundHoweverSpelled(_ url: String, _ expected: Bool) {
+        #expect(PathCoding.hasDotSegment(inURL: url) == expected, "\(url)")
+    }
+}

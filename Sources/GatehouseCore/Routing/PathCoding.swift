@@ -55,18 +55,68 @@ public enum PathCoding {
         return out
     }
 
+    /// The normalised form of `raw`, whose decoded segments are `segments`: `raw` itself when it
+    /// is canonical already (the common case: nothing is rebuilt per request), else rebuilt.
+    public static func canonicalPath(of raw: Substring, segments: [String]) -> String {
+        if isCanonical(raw) { return String(raw) }
+        return canonicalPath(segments, trailingSlash: raw.utf8.count > 1 && raw.utf8.last == UInt8(ascii: "/"))
+    }
+
+    /// No empty segment and only bytes that encoding keeps (so no percent-encoding either).
+    static func isCanonical(_ raw: Substring) -> Bool {
+        var afterSlash = false
+        for c in raw.utf8 {
+            if c == UInt8(ascii: "/") {
+                if afterSlash { return false }
+                afterSlash = true
+            } else {
+                afterSlash = false
+                guard isUnreserved(c) || isSubDelim(c) || c == UInt8(ascii: ":") || c == UInt8(ascii: "@") else { return false }
+            }
+        }
+        return raw.utf8.first == UInt8(ascii: "/")
+    }
+
     /// Whether the path of an absolute URL (`scheme://authority/path?query`) has a segment that
     /// is, or decodes to, `.` or `..`: the last check before anything is sent upstream.
     public static func hasDotSegment(inURL url: String) -> Bool {
         var rest = Substring(url)
         if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
         guard let slash = rest.firstIndex(of: "/") else { return false }
-        let path = rest[slash...].prefix { $0 != "?" && $0 != "#" }
-        for raw in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
-            let decoded = (try? decode(raw)) ?? String(decoding: raw, as: UTF8.self)
-            if decoded == "." || decoded == ".." { return true }
+        let path = rest[slash...].utf8
+        // Segment by segment, up to the query or fragment, without building any array.
+        var start = path.index(after: path.startIndex)
+        var i = start
+        while true {
+            let atEnd = i == path.endIndex || path[i] == UInt8(ascii: "?") || path[i] == UInt8(ascii: "#")
+            if atEnd || path[i] == UInt8(ascii: "/") {
+                if isDotSegment(path[start..<i]) { return true }
+                if atEnd { return false }
+                start = path.index(after: i)
+            }
+            i = path.index(after: i)
         }
-        return false
+    }
+
+    /// `.` or `..`, also percent-encoded (`%2e`, `%2E.`): decoded on the fly, no allocation
+    /// (this runs for every forwarded request).
+    static func isDotSegment(_ raw: Substring.UTF8View.SubSequence) -> Bool {
+        guard raw.count <= 6 else { return false } // "%2e%2e" is the longest spelling
+        var dots = 0
+        var i = raw.startIndex
+        while i < raw.endIndex {
+            if raw[i] == UInt8(ascii: ".") {
+                i = raw.index(after: i)
+            } else if raw[i] == UInt8(ascii: "%"), raw.distance(from: i, to: raw.endIndex) >= 3,
+                      raw[raw.index(i, offsetBy: 1)] == UInt8(ascii: "2"),
+                      raw[raw.index(i, offsetBy: 2)] | 0x20 == UInt8(ascii: "e") {
+                i = raw.index(i, offsetBy: 3)
+            } else {
+                return false
+            }
+            dots += 1
+        }
+        return dots == 1 || dots == 2
     }
 
     static func decode(_ raw: Substring.UTF8View.SubSequence) throws(Rejection) -> String {
