@@ -21,6 +21,10 @@ struct UpstreamFetcher: HTTPFetching {
         let outcome = await withTimeout(timeout) { () -> Result<ResponseState, FetchFailure> in
             do {
                 let response = try await client.execute(prepared, deadline: .now() + .nanoseconds(timeout.nanoseconds))
+                // As on the upstream leg: a final status outside 200-599 is not HTTP.
+                guard (200...599).contains(Int(response.status.code)) else {
+                    return .failure(FetchFailure("\(request.url) answered with an invalid status (\(response.status.code))"))
+                }
                 let body = try await response.body.collect(upTo: maxBodyBytes)
                 var fields = HTTPFields()
                 for (name, value) in response.headers {

@@ -88,6 +88,19 @@ import Testing
         }
     }
 
+    @Test(arguments: ["http://x/a/../b", "http://x/%2e%2E", "$env(BASE)"])
+    func aBaseURLWithADotSegmentIsALoadError(_ base: String) {
+        do {
+            _ = try load([
+                "routes.oas.json": routes(#"{ "handler": { "type": "url-forward", "options": { "baseUrl": ""# + base + #"" } } }"#),
+                "policies.json": policies,
+            ], environment: ["BASE": "http://x/tenant/./y"])
+            Issue.record("\(base) loaded")
+        } catch {
+            #expect(error.description.contains("'.' or '..' path segment"), "\(error)")
+        }
+    }
+
     @Test func rewritePatternMustUseRouteParameters() {
         do {
             _ = try load([

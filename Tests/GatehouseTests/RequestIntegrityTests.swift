@@ -209,6 +209,26 @@ import Testing
         }
     }
 
+    /// `http.fetch` checks statuses like the upstream leg: a policy gets nil and an error.
+    @Test func aFetchedServiceWithAnInvalidStatusIsAFetchError() async throws {
+        let upstream = try RecordingUpstream(answer: "HTTP/1.1 600 Weird\r\nContent-Length: 0\r\n\r\n")
+        defer { upstream.stop() }
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/f", #"{ "handler": { "type": "lua", "module": "$import(./plugins/f)" } }"#)]),
+            "config/policies.json": #"{ "policies": [] }"#,
+            "plugins/f.lua": "return function()\n  local res, err = http.fetch(env.UPSTREAM .. '/x')\n  return Response.json({ got = res ~= nil, err = err })\nend\n",
+        ])
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["UPSTREAM": upstream.url], logger: LogCapture().logger())
+        let r = try await RawHTTP.send(port: gateway.port, "GET /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try await gateway.stop()
+        let json = try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any]
+        #expect(json?["got"] as? Bool == false)
+        #expect((json?["err"] as? String)?.contains("invalid status (600)") == true, "\(r.body)")
+    }
+
     /// A status below 100 makes AsyncHTTPClient trap (it takes the head for an interim one, then
     /// meets its end: HTTPRequestStateMachine "How can we receive a response end…"), which takes
     /// the process down. Kept here, disabled, until the upstream leg is our own (issue 13).

@@ -274,6 +274,8 @@ struct ConfigLoader {
             let baseNode = try requiredOption("baseUrl")
             let base = try baseNode.string()
             guard base.hasPrefix("http://") || base.hasPrefix("https://") else { throw baseNode.error("baseUrl must start with http:// or https://") }
+            // Every request would be refused (a dot segment is never sent): say so at load.
+            if PathCoding.hasDotSegment(inURL: base) { throw baseNode.error("baseUrl has a '.' or '..' path segment") }
             return .urlForward(baseUrl: base.hasSuffix("/") ? String(base.dropLast()) : base, forwardSearch: forwardSearch, preserveHost: preserveHost)
         case "static":
             let status = try option("status")?.int() ?? 200
