@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Glibc
 
 /// The last line of defence for shutdown: once SIGTERM or SIGINT arrives, the process ends
 /// `grace + margin` later even if something (a stuck event loop, a hung dependency) keeps the
@@ -26,9 +27,12 @@ public final class ShutdownWatchdog: @unchecked Sendable {
         }
     }
 
-    /// Starts watching SIGTERM and SIGINT (alongside the graceful shutdown, which handles them).
-    public func watchSignals() {
-        for signal in [SIGTERM, SIGINT] {
+    /// Starts watching `signals` (SIGTERM and SIGINT, alongside the graceful shutdown, which
+    /// handles them too). A Dispatch signal source only sees a signal whose default action is
+    /// off, so that is set here rather than relied on from the service lifecycle's setup.
+    public func watchSignals(_ signals: [Int32]? = nil) {
+        for signal in signals ?? [SIGTERM, SIGINT] {
+            Glibc.signal(signal, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signal, queue: queue)
             source.setEventHandler { [weak self] in self?.arm() }
             source.resume()

@@ -21,10 +21,19 @@ import Testing
         #expect(flag.count == 1)
     }
 
+    /// The path production uses: a real signal arms it (SIGUSR1 here, not to stop the tests).
+    @Test func aSignalArmsIt() {
+        let flag = Flag()
+        let watchdog = ShutdownWatchdog(delay: .milliseconds(10)) { flag.fired.signal() }
+        watchdog.watchSignals([SIGUSR1])
+        kill(getpid(), SIGUSR1)
+        #expect(flag.fired.wait(timeout: .now() + 30) == .success, "the signal did not arm the watchdog")
+    }
+
     @Test func doesNothingUntilArmed() {
         let flag = Flag()
         let watchdog = ShutdownWatchdog(delay: .milliseconds(10)) { flag.fired.signal() }
-        watchdog.watchSignals()
+        watchdog.watchSignals([SIGUSR2]) // never SIGTERM here: the test process would then ignore it
         #expect(flag.fired.wait(timeout: .now() + 0.3) == .timedOut)
     }
 }

@@ -82,11 +82,12 @@ extension PolicyRuntime {
         return outcome
     }
 
-    /// The budget of `entry`: the policy's own override, or the gateway's default.
+    /// The budget of `entry`: the policy's own override, or the gateway's (`vm.budget`, from
+    /// gatehouse.json).
     func budget(for entry: Entry) -> LuaBudget {
         switch entry {
-        case .inbound(let name), .outbound(let name, _): policies[name]?.budget ?? defaultBudget
-        case .handler, .loader: defaultBudget
+        case .inbound(let name), .outbound(let name, _): policies[name]?.budget ?? vm.budget
+        case .handler, .loader: vm.budget
         }
     }
 

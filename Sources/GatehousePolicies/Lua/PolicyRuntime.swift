@@ -45,8 +45,6 @@ public final class PolicyRuntime: @unchecked Sendable {
         let optionsRef: Int32
         var budget: LuaBudget?
     }
-    /// The budget from gatehouse.json, for invocations without an override.
-    var defaultBudget: LuaBudget = .default
     var policies: [String: Compiled] = [:]
     var handlers: [Int: Compiled] = [:]
     /// `name` and `version` declared by each loaded module (module name → values).
@@ -65,7 +63,6 @@ public final class PolicyRuntime: @unchecked Sendable {
             instructions: config.settings.luaInstructionBudget,
             timeNanoseconds: UInt64(config.settings.luaTimeBudgetMilliseconds) * 1_000_000,
             wallNanoseconds: UInt64(config.settings.luaWallClockBudgetMilliseconds) * 1_000_000)
-        defaultBudget = vm.budget
         self.loop = loop
         self.sources = sources
         self.environment = config.environment

@@ -24,13 +24,11 @@ local function refuse(what)
   end
 end
 
--- A shallow view, for tables whose values are functions, numbers, strings or views already
--- (the standard libraries and the API): a table __index, the fast path.
-local function readonly(t, what)
-  local view = {}
-  local function iterate(_, k) return next(t, k) end
+-- Makes `view` a read-only view of `t`: reads through `index`, iteration through `iterate`
+-- (never `next, t`: the real table must not leave), writes refused, metatable hidden.
+local function make_view(view, t, what, index, iterate)
   setmetatable(view, {
-    __index = t,
+    __index = index,
     __newindex = refuse(what),
     __pairs = function(v) return iterate, v, nil end,
     __len = function() return #t end,
@@ -39,6 +37,12 @@ local function readonly(t, what)
   })
   view_target[view] = t
   return view
+end
+
+-- A shallow view, for tables whose values are functions, numbers, strings or views already
+-- (the standard libraries and the API): a table __index, the fast path.
+local function readonly(t, what)
+  return make_view({}, t, what, t, function(_, k) return next(t, k) end)
 end
 
 -- Deep views, for module tables: every table value (and table key) read through one is a view
@@ -65,23 +69,15 @@ function deep_view(t, what)
     if nk == nil then return nil end
     return child(nk, what), child(nv, name_of(what, nk))
   end
-  setmetatable(view, {
-    __index = function(_, k)
-      local v = t[k]
-      if v == nil and type(k) == "table" then
-        local real = view_target[k]
-        if real ~= nil then k = real; v = t[real] end
-      end
-      if type(v) ~= "table" then return v end
-      return child(v, name_of(what, k))
-    end,
-    __newindex = refuse(what),
-    __pairs = function(v) return iterate, v, nil end,
-    __len = function() return #t end,
-    __metatable = false,
-    __readonly = true,
-  })
-  view_target[view] = t
+  make_view(view, t, what, function(_, k)
+    local v = t[k]
+    if v == nil and type(k) == "table" then
+      local real = view_target[k]
+      if real ~= nil then k = real; v = t[real] end
+    end
+    if type(v) ~= "table" then return v end
+    return child(v, name_of(what, k))
+  end, iterate)
   view_of[t] = view
   return view
 end
