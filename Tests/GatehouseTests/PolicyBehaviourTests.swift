@@ -139,6 +139,19 @@ import Testing
         }
     }
 
+    /// The wall clock bounds a wait: a fetch allowed 30 s ends at the policy's 300 ms budget.
+    @Test func aWaitOutlastingTheWallClockBudgetEndsTheInvocation() async throws {
+        try await withFixture { gateway, _, logs in
+            let started = ContinuousClock.now
+            let r = try await send(gateway.baseURL + "/impatient")
+            #expect(r.status == 500)
+            #expect(r.json["detail"] as? String == "The policy 'impatient' exceeded its wall-clock budget.", "\(r.body)")
+            #expect(logs.all.contains { $0.metadata["budget"] == "wall-clock" })
+            // A liveness bound, far from both: 0.3 s budget, 5 s upstream, 30 s fetch timeout.
+            #expect(ContinuousClock.now - started < .seconds(4))
+        }
+    }
+
     @Test func aPolicyCanHaveATighterBudgetThanTheDefault() async throws {
         try await withFixture { gateway, _, logs in
             let r = try await send(gateway.baseURL + "/tight")

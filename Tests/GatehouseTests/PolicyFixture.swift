@@ -23,6 +23,7 @@ enum PolicyFixture {
             ("GET", "/spin", route(["spin"])),
             ("GET", "/tight", route(["tight"])),
             ("GET", "/hop", route([])),
+            ("GET", "/impatient", route(["impatient"])),
             ("POST", "/upload", route([])),
             ("GET", "/down", route([], handler: #"{ "type": "url-forward", "options": { "baseUrl": "http://127.0.0.1:1" } }"#)),
             ("GET", "/items/{id}", route([], handler: #"{ "type": "url-rewrite", "options": { "rewritePattern": "$env(UPSTREAM_MAIN)/v2/items/${params.id}?src=${headers.x-src}" } }"#)),
@@ -36,6 +37,7 @@ enum PolicyFixture {
             lua("failopen", extra: #", "failMode": "open""#), lua("wrap", "custom-code-outbound"),
             lua("user-setter"), lua("user-reader"), lua("spin"),
             lua("tight", extra: #", "budget": { "instructions": 100000 }"#),
+            lua("impatient", extra: #", "budget": { "wallClockMs": 300 }"#),
         ].joined(separator: ",\n") + "] }"
         return try ConfigFixture(files: [
             "config/routes.oas.json": routes,
@@ -95,6 +97,8 @@ enum PolicyFixture {
             "plugins/spin.lua": "return function()\n  while true do end\nend\n",
             // About 3M instructions: fine under the default budget, too much for its own.
             "plugins/tight.lua": "return function(request)\n  local n = 0\n  for i = 1, 1e6 do n = n + i end\n  return request\nend\n",
+            // A fetch with a generous timeout of its own, longer than the policy's wall clock.
+            "plugins/impatient.lua": "return function(request)\n  http.fetch(env.UPSTREAM_MAIN .. '/slow', { timeout = 30, headers = { ['x-echo-delay-ms'] = '5000' } })\n  return request\nend\n",
         ])
     }
 }

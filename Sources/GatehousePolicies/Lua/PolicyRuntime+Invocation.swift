@@ -66,16 +66,10 @@ extension PolicyRuntime {
         let invocation = LuaInvocation(budget: budget(for: entry))
         var step = await onLoop { self.start(entry, state: state, invocation: invocation) }
         while case .waiting(let operation, let co) = step {
-            let results: PendingResult
-            if let left = invocation.wallNanosecondsLeft {
-                // A wait still running at the wall-clock deadline is abandoned; the resume
-                // below then fails without running more Lua code.
-                results = await withTimeout(.nanoseconds(Int64(clamping: left)) + .milliseconds(1)) {
-                    await self.perform(operation, state: state)
-                } ?? .failure("wall-clock budget exceeded")
-            } else {
-                results = await perform(operation, state: state)
-            }
+            // A wait still running at the wall-clock deadline is abandoned; the resume below then
+            // fails without running more Lua code.
+            let remaining = invocation.wallNanosecondsLeft.map { Duration.nanoseconds(Int64(clamping: $0)) + .milliseconds(1) }
+            let results = await perform(operation, state: state, within: remaining)
             step = await onLoop { self.continueRun(co, entry: entry, state: state, results: results, invocation: invocation) }
         }
         guard case .done(let outcome) = step else { fatalError("unreachable") }

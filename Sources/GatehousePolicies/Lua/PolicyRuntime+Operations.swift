@@ -17,6 +17,27 @@ extension PolicyRuntime {
         case responses([Result<Int, FetchFailure>])
     }
 
+    /// Runs `operation`, abandoning it after `remaining` (the invocation's wall-clock budget
+    /// left, if it has one). Fetches carry the bound as their own timeout, and a body already in
+    /// memory is no wait at all: only a loader wait and a body still arriving need a timer of
+    /// their own (``withTimeout(_:_:)`` costs two tasks, so it is not used where it need not be).
+    func perform(_ operation: PendingOperation, state: RequestState, within remaining: Duration?) async -> PendingResult {
+        guard let remaining else { return await perform(operation, state: state) }
+        switch operation {
+        case .fetch(var request):
+            request.timeout = min(request.timeout, remaining)
+            return await perform(.fetch(request), state: state)
+        case .fetchAll(let requests):
+            return await perform(.fetchAll(requests.map { var r = $0; r.timeout = min(r.timeout, remaining); return r }), state: state)
+        case .readBody(let index):
+            if case .stream = index == 0 ? state.body : state.responses[index - 1].body { break }
+            return await perform(operation, state: state)
+        case .awaitLoad:
+            break
+        }
+        return await withTimeout(remaining) { await self.perform(operation, state: state) } ?? .failure("wall-clock budget exceeded")
+    }
+
     func perform(_ operation: PendingOperation, state: RequestState) async -> PendingResult {
         switch operation {
         case .fetch(let request):
