@@ -29,18 +29,18 @@ public final class GatewayServer: Sendable {
         let loops = Array(eventLoopGroup.makeIterator())
         // Timeouts come from the configuration: read it first (errors surface in the full load below).
         let settings = (try? GatewayConfig.load(directory: configDirectory, processEnvironment: environment).settings) ?? GatewaySettings()
-        let upstream = UpstreamClient(
-            eventLoopGroup: eventLoopGroup,
-            connectTimeout: .milliseconds(Int64(settings.connectTimeoutMilliseconds)),
-            responseTimeout: .milliseconds(Int64(settings.upstreamTimeoutMilliseconds)))
-        let services = RuntimeServices(fetcher: UpstreamFetcher(client: upstream.client), clock: clock)
+        let upstream = UpstreamClient(eventLoopGroup: eventLoopGroup, configuration: EngineConfiguration(settings))
+        if let tlsError = upstream.engine.tlsError {
+            logger.error("https upstreams cannot be reached: the TLS configuration failed", metadata: ["error": .string(tlsError)])
+        }
+        let services = RuntimeServices(fetcher: UpstreamFetcher(client: upstream), clock: clock)
         let snapshot: Snapshot
         do {
             snapshot = try await Snapshot.load(
                 configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops, generation: 1, logger: logger,
                 environment: environment, services: services)
         } catch {
-            try? await upstream.shutdown()
+            await upstream.shutdown()
             throw error
         }
         for warning in snapshot.config.warnings { logger.warning("\(warning)") }
@@ -93,6 +93,6 @@ public final class GatewayServer: Sendable {
 
     /// Closes upstream connections; call after the server stopped.
     public func shutdown() async {
-        try? await upstream.shutdown()
+        await upstream.shutdown()
     }
 }

@@ -47,6 +47,8 @@ public struct RequestBodyIncomplete: Error, CustomStringConvertible, Sendable {
 /// A body exceeded the configured limit while being read.
 public struct BodyTooLarge: Error, Sendable {
     public let limit: Int
+
+    public init(limit: Int) { self.limit = limit }
 }
 
 /// Passes chunks through and fails with ``BodyTooLarge`` once more than `limit` bytes went by:

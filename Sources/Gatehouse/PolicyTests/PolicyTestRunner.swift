@@ -40,11 +40,11 @@ public enum PolicyTestRunner {
         let testDirectories = testDirectories ?? Array(pluginDirectories.prefix(1))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         // Policies that call http.fetch in a test reach real services (routes' upstreams are stubbed).
-        let client = UpstreamClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, connectTimeout: .seconds(5), responseTimeout: .seconds(30))
-        defer { Task { try? await client.shutdown() } }
+        let client = UpstreamClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { await client.shutdown() } }
         let snapshot = try await Snapshot.load(
             configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: [loop], generation: 1,
-            logger: logger, environment: environment, services: RuntimeServices(fetcher: UpstreamFetcher(client: client.client)))
+            logger: logger, environment: environment, services: RuntimeServices(fetcher: UpstreamFetcher(client: client)))
         let runtime = snapshot.runtime(for: loop)
         var results: [CaseResult] = []
         let modules = snapshot.sources.files.filter { $0.key.hasSuffix("_test") && testDirectories.contains($0.value.directory) }

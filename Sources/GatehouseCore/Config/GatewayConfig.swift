@@ -95,6 +95,14 @@ struct ConfigLoader {
                 switch key {
                 case "connectTimeoutMs": settings.connectTimeoutMilliseconds = try positive(value)
                 case "upstreamTimeoutMs": settings.upstreamTimeoutMilliseconds = try positive(value)
+                case "upstreamIdleTimeoutSeconds": settings.upstreamIdleTimeoutSeconds = try positive(value)
+                case "upstreamConnectionsPerLoop": settings.upstreamConnectionsPerLoop = try positive(value)
+                case "upstreamCaFile":
+                    let path = try value.string()
+                    let resolved = path.hasPrefix("/") ? path : directory + "/" + path
+                    guard FileManager.default.isReadableFile(atPath: resolved) else { throw value.error("cannot read the CA file '\(path)'") }
+                    settings.upstreamCaFile = resolved
+                case "upstreamTlsVerify": settings.upstreamTlsVerify = try value.bool()
                 case "maxBufferedBodyBytes": settings.maxBufferedBodyBytes = try positive(value)
                 case "maxRequestBodyBytes": settings.maxRequestBodyBytes = try positive(value)
                 case "idleTimeoutSeconds": settings.idleTimeoutSeconds = try positive(value)

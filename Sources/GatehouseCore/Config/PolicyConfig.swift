@@ -45,8 +45,18 @@ public struct ConsumerKey: Sendable {
 public struct GatewaySettings: Sendable {
     /// Upstream connect timeout.
     public var connectTimeoutMilliseconds: Int = 5_000
-    /// Upstream response timeout: from sending the request until the response head arrives.
+    /// Upstream response timeout: from sending the request until the response head arrives;
+    /// while a response body streams, the longest silence between two reads.
     public var upstreamTimeoutMilliseconds: Int = 30_000
+    /// A pooled upstream connection unused this long is closed.
+    public var upstreamIdleTimeoutSeconds: Int = 60
+    /// Upstream connections per origin on each event loop; more requests wait for one.
+    public var upstreamConnectionsPerLoop: Int = 256
+    /// PEM file of CA certificates trusted for `https` upstreams instead of the system's
+    /// (resolved against the config directory when relative).
+    public var upstreamCaFile: String?
+    /// Verify `https` upstreams' certificates (chain and name). Off only for development.
+    public var upstreamTlsVerify = true
     /// Largest request body a policy may read into memory (`request:text()`); larger → 413.
     public var maxBufferedBodyBytes: Int = 1 << 20
     /// Largest request body accepted at all, counted while it streams; larger → 413.
