@@ -125,6 +125,8 @@ let package = Package(
             name: "GatehouseTesting",
             dependencies: [
                 "Gatehouse", "GatehousePolicies", "GatehouseCore",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

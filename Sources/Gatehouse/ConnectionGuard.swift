@@ -21,7 +21,11 @@ final class ConnectionCounter: Sendable {
 ///   chunk) fails its body stream with ``RequestBodyIncomplete``, so nothing reads it as whole;
 /// - a request (head and body) not fully received within `requestTimeout` after the connection
 ///   opened or the previous response ended → 408, close (slow-drip clients);
-/// - more than `maxConnections` connections → 503, close.
+/// - more than `maxConnections` connections → 503, close;
+/// - `Expect: 100-continue` is answered here with `100 Continue` (unless the declared body is
+///   over the limit, which the gateway refuses with 413 unread), and the field is not passed
+///   on: the gateway reads the body itself, so the upstream is never asked to wait for it. Any
+///   other expectation → 417 (RFC 9110 §10.1.1).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -31,6 +35,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let requestTimeout: TimeAmount
     private let maxConnections: Int
     private let maxRequestLineBytes: Int
+    private let maxRequestBodyBytes: Int
     private let requestIdHeader: HTTPField.Name
     private let counter: ConnectionCounter
     /// One timer per connection, re-armed only when it fires (no allocation per request).
@@ -44,9 +49,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// The path of the request being received, for the `instance` of a problem about it.
     private var requestPath: String?
 
-    init(requestTimeout: TimeAmount, maxConnections: Int, maxRequestLineBytes: Int, requestIdHeader: HTTPField.Name, counter: ConnectionCounter) {
+    init(
+        requestTimeout: TimeAmount, maxConnections: Int, maxRequestLineBytes: Int, maxRequestBodyBytes: Int,
+        requestIdHeader: HTTPField.Name, counter: ConnectionCounter
+    ) {
         self.requestTimeout = requestTimeout
         self.maxRequestLineBytes = maxRequestLineBytes
+        self.maxRequestBodyBytes = maxRequestBodyBytes
         self.requestIdHeader = requestIdHeader
         self.maxConnections = maxConnections
         self.counter = counter
@@ -81,6 +90,21 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             inRequest = true
+            if let expectation = request.headerFields[.expect] {
+                guard expectation.lowercased() == "100-continue" else {
+                    refuse(context, status: .expectationFailed, detail: "The gateway cannot meet the expectation '\(expectation)'.")
+                    return
+                }
+                var request = request
+                request.headerFields[.expect] = nil
+                let length = request.headerFields[.contentLength].flatMap { Int($0) }
+                let bodyComing = (length ?? 0) > 0 || request.headerFields[.transferEncoding] != nil
+                if bodyComing && (length ?? 0) <= maxRequestBodyBytes {
+                    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+                }
+                context.fireChannelRead(wrapInboundOut(.head(request)))
+                return
+            }
         case .body:
             break
         case .end:

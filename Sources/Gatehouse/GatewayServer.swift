@@ -1,6 +1,6 @@
 public import GatehousePolicies
 import GatehouseCore
-import GatehouseUpstreams
+public import GatehouseUpstreams
 public import Hummingbird
 import HummingbirdCore
 public import Logging
@@ -79,7 +79,7 @@ public final class GatewayServer: Sendable {
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [ConnectionGuard(
                 requestTimeout: requestTimeout, maxConnections: maxConnections, maxRequestLineBytes: maxRequestLineBytes,
-                requestIdHeader: idHeader, counter: counter)],
+                maxRequestBodyBytes: settings.maxRequestBodyBytes, requestIdHeader: idHeader, counter: counter)],
             idleTimeout: .seconds(Int64(settings.idleTimeoutSeconds)),
             httpDecoderConfiguration: decoder)
         return Application(
@@ -89,6 +89,11 @@ public final class GatewayServer: Sendable {
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             eventLoopGroupProvider: .shared(eventLoopGroup),
             logger: logger)
+    }
+
+    /// What the upstream engine did so far (connections opened and reused, timers scheduled).
+    public func upstreamStats() async -> EngineStats {
+        await upstream.engine.stats()
     }
 
     /// Closes upstream connections; call after the server stopped.
