@@ -1,4 +1,5 @@
 import GatehouseCore
+import GatehouseUpstreams
 import HTTPTypes
 import NIOCore
 import NIOHTTP1

@@ -100,10 +100,3 @@ public struct GatewayResponder: HTTPResponder {
         }
     }
 }
-
-extension HTTPField.Name {
-    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
-    static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
-    static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
-    static let host = HTTPField.Name("Host")!
-}

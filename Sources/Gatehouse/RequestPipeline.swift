@@ -56,58 +56,14 @@ struct RequestPipeline: Sendable {
         }
     }
 
-    /// Sends the (possibly policy-modified) request upstream with proxy headers added.
+    /// Sends the (possibly policy-modified) request upstream by the proxy rules
+    /// (`UpstreamForwarding.forward`: proxy headers, small bodies read first, one safe retry).
     private func forward(_ state: RequestState, to url: String, preserveHost: Bool) async throws(Problem) -> ResponseState {
-        var headers = state.headers
-        if let client = state.clientAddress {
-            let prior = headers[values: .xForwardedFor].joined(separator: ", ")
-            headers[.xForwardedFor] = prior.isEmpty ? client : prior + ", " + client
-        }
-        headers[.xForwardedProto] = state.scheme
-        if let authority = state.authority {
-            headers[.xForwardedHost] = authority
-            if preserveHost && headers[.host] == nil { headers[.host] = authority }
-        }
-        let body = try await Self.bufferedIfSmall(state.body)
-        state.body = body
-        let outgoing = UpstreamClient.Request(url: url, method: state.method, headers: headers, body: body)
-        let answer: UpstreamClient.Response
-        do {
-            answer = try await upstream.send(outgoing, logger: logger)
-        } catch {
-            // Nothing has reached the client yet. Retry once when that is safe: an idempotent
-            // method, a body that can be sent again, and a failure before the upstream answered
-            // (not a timeout, where the upstream may have acted on the request).
-            guard Self.idempotent.contains(state.method), Self.replayable(body), error.type == Problem.Kind.upstreamUnavailable else {
-                throw error
-            }
-            logger.info("retrying an idempotent request once after an upstream failure", metadata: ["request-id": .string(state.requestId)])
-            answer = try await upstream.send(outgoing, logger: logger)
-        }
+        let (answer, sentBody) = try await upstream.forward(
+            url: url, method: state.method, headers: state.headers, body: state.body,
+            client: ClientInfo(address: state.clientAddress, scheme: state.scheme, authority: state.authority),
+            preserveHost: preserveHost, requestId: state.requestId, logger: logger)
+        state.body = sentBody
         return ResponseState(status: answer.status, headers: answer.headers, body: answer.body)
-    }
-
-    /// Bodies declared at up to this size are read before the upstream request starts, as
-    /// nginx does by default (`proxy_request_buffering`): the upstream gets head and body in
-    /// one write, nothing of the client's pace reaches it, and such a request can be retried.
-    /// Larger and chunked bodies stream.
-    static let requestBufferLimit = 64 * 1024
-
-    static func bufferedIfSmall(_ body: MessageBody) async throws(Problem) -> MessageBody {
-        guard case .stream(let stream) = body, let length = stream.length, length <= requestBufferLimit else { return body }
-        do {
-            return .buffered(try await stream.collect(limit: length))
-        } catch let error as BodyTooLarge {
-            throw Problem(status: .contentTooLarge, type: Problem.Kind.payloadTooLarge, detail: "The request body exceeds the limit of \(error.limit) bytes.")
-        } catch {
-            throw Problem(status: .badRequest, type: Problem.Kind.badRequest, detail: "The request body could not be read.")
-        }
-    }
-
-    static let idempotent: Set<HTTPRequest.Method> = [.get, .head, .options, .put, .delete, .trace]
-
-    static func replayable(_ body: MessageBody) -> Bool {
-        if case .stream = body { return false }
-        return true
     }
 }

@@ -71,7 +71,7 @@ public final class UpstreamEngine: Sendable {
         for field in fields {
             switch field.name {
             case .contentLength: continue
-            case hostField: hasHost = true
+            case .host: hasHost = true
             default: break
             }
             headers.add(name: field.name.rawName, value: field.value)
@@ -116,5 +116,3 @@ public final class UpstreamEngine: Sendable {
         }
     }
 }
-
-private let hostField = HTTPField.Name("Host")!
