@@ -1,8 +1,7 @@
 public import GatehousePolicies
 import GatehouseCore
 public import GatehouseUpstreams
-public import Hummingbird
-import HummingbirdCore
+public import ServiceLifecycle
 public import Logging
 public import NIOCore
 public import NIOPosix
@@ -64,31 +63,11 @@ public final class GatewayServer: Sendable {
     }
 
     /// The HTTP server as a `Service`. `onRunning` receives the bound port (useful with port 0).
-    public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let executors = EventLoopExecutors(group: eventLoopGroup)
-        let responder = GatewayResponder(store: store, pipeline: RequestPipeline(upstream: upstream, logger: logger), logger: logger)
-        let settings = store.current.config.settings
-        let counter = ConnectionCounter()
-        let requestTimeout = TimeAmount.seconds(Int64(settings.requestTimeoutSeconds))
-        let maxConnections = settings.maxConnections
-        let maxRequestLineBytes = settings.maxRequestLineBytes
-        let idHeader = settings.requestIdHeader
-        var decoder = HTTP1Channel.Configuration.DecoderConfiguration()
-        decoder.maxHeaderListSize = settings.maxHeaderBytes
-        decoder.maxHeaderFieldSize = settings.maxHeaderBytes
-        let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ConnectionGuard(
-                requestTimeout: requestTimeout, maxConnections: maxConnections, maxRequestLineBytes: maxRequestLineBytes,
-                maxRequestBodyBytes: settings.maxRequestBodyBytes, requestIdHeader: idHeader, counter: counter)],
-            idleTimeout: .seconds(Int64(settings.idleTimeoutSeconds)),
-            httpDecoderConfiguration: decoder)
-        return Application(
-            responder: responder,
-            server: HTTPServerBuilder { respond in LoopPinnedChannel(base: HTTP1Channel(responder: respond, configuration: http1), executors: executors) },
-            configuration: .init(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
-            eventLoopGroupProvider: .shared(eventLoopGroup),
-            logger: logger)
+    public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some Service {
+        GatewayHTTPServer(
+            host: host, port: port, group: eventLoopGroup,
+            responder: GatewayResponder(store: store, pipeline: RequestPipeline(upstream: upstream, logger: logger), logger: logger),
+            settings: store.current.config.settings, logger: logger, onRunning: onRunning)
     }
 
     /// What the upstream engine did so far (connections opened and reused, timers scheduled).

@@ -7,8 +7,13 @@ import Glibc
 public final class RawConnection: @unchecked Sendable {
     private let fd: Int32
 
-    public init(port: Int, timeoutSeconds: Int = 10) throws {
+    /// - Parameter receiveBufferBytes: caps the socket's receive buffer (which Linux otherwise
+    ///   grows to `tcp_rmem`'s maximum), for tests about what piles up in between.
+    public init(port: Int, timeoutSeconds: Int = 10, receiveBufferBytes: Int32? = nil) throws {
         fd = try RawHTTP.connectLoopback(port: port, timeoutSeconds: timeoutSeconds)
+        if var size = receiveBufferBytes {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
     }
 
     deinit { close(fd) }

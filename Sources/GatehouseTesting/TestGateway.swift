@@ -127,7 +127,7 @@ extension RunningServer where Server == DemoDataService {
 }
 
 /// Runs the application `make` builds in a service group and returns once it listens.
-private func runUntilBound<App: ApplicationProtocol>(
+private func runUntilBound<App: Service>(
     logger: Logger, extra: [any Service] = [], _ make: (@escaping @Sendable (Int) async -> Void) -> App
 ) async throws -> (port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)

@@ -47,7 +47,8 @@ extension UpstreamForwarding {
             // Nothing has reached the client yet. Retry once when that is safe: an idempotent
             // method, a body that can be sent again, and a failure before the upstream answered
             // (not a timeout, where the upstream may have acted on the request).
-            guard ProxyRules.idempotent.contains(method), ProxyRules.replayable(body), error.type == Problem.Kind.upstreamUnavailable else {
+            guard ProxyRules.idempotent.contains(method), ProxyRules.replayable(body), error.type == Problem.Kind.upstreamUnavailable,
+                  !Task.isCancelled else {
                 throw error
             }
             logger.info("retrying an idempotent request once after an upstream failure", metadata: ["request-id": .string(requestId)])

@@ -72,6 +72,12 @@ public final class UpstreamClient: UpstreamForwarding {
             return Problem(status: .badRequest, type: Problem.Kind.badRequest, detail: "The request body did not arrive whole.")
         }
         let upstreamError = error as? UpstreamError
+        if Task.isCancelled {
+            // The caller is gone (its client closed the connection, or shutdown cut it): the
+            // exchange was abandoned on purpose and the answer goes nowhere.
+            logger.debug("upstream request abandoned", metadata: ["upstream": .string(url)])
+            return Problem(status: .badGateway, type: Problem.Kind.upstreamUnavailable, detail: "The request was abandoned.")
+        }
         if case .invalidResponse(let detail) = upstreamError {
             logger.warning("upstream answered with invalid HTTP", metadata: ["upstream": .string(url), "error": .string(detail)])
             return Problem(status: .badGateway, type: Problem.Kind.upstreamInvalidResponse, detail: "The upstream service answered with an invalid response.")

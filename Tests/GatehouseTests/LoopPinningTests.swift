@@ -1,39 +1,35 @@
-@testable import Gatehouse
-import HummingbirdCore
-import Logging
-import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
+import Foundation
+import GatehouseTesting
 import Testing
 
-/// Each connection's task must run on its channel's event loop (where its Lua VM and its
+/// Each request's task must run on its connection's event loop (where its Lua VM and its
 /// upstream connections live), not on Swift's global executor.
 @Suite struct LoopPinningTests {
-    /// A child channel that records where its handler ran, before and after a suspension.
-    struct Probe: ServerChildChannel {
-        struct Value: ServerChildChannelValue { let channel: any Channel }
-        let onLoop: NIOLockedValueBox<[Bool]>
-
-        func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-            channel.eventLoop.makeSucceededFuture(Value(channel: channel))
+    /// A policy that waits (`http.fetch`) and answers which VM ran it before and after the
+    /// wait: the same VM (one per loop), and the upstream connection came from that loop's pool
+    /// (one connection per loop at most, however many requests).
+    @Test func aRequestRunsOnItsConnectionsLoopBeforeAndAfterAWait() async throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/where", #"{ "handler": { "type": "lua", "module": "$import(./plugins/where)" } }"#)]),
+            "config/policies.json": #"{ "policies": [] }"#,
+            "plugins/where.lua": """
+            local vm = tostring({}) -- module-level: one value per VM
+            return function()
+              local before = vm
+              http.fetch(env.UPSTREAM_MAIN .. '/x')
+              return Response.json({ before = before, after = vm })
+            end
+            """,
+        ])
+        defer { fixture.remove() }
+        try await withGateway(fixture) { gateway, _, _ in
+            for _ in 0..<20 {
+                let r = try await send(gateway.baseURL + "/where")
+                #expect(r.status == 200, "\(r.body)")
+                #expect(r.json["before"] as? String == r.json["after"] as? String, "\(r.body)")
+            }
+            let stats = await gateway.server.upstreamStats()
+            #expect(stats.connectionsOpened <= 2, "one pooled connection per loop: \(stats)")
         }
-
-        func handle(value: Value, logger: Logger) async {
-            let before = value.channel.eventLoop.inEventLoop
-            try? await Task.sleep(for: .milliseconds(5))
-            let after = value.channel.eventLoop.inEventLoop
-            onLoop.withLockedValue { $0 = [before, after] }
-        }
-    }
-
-    @Test func aConnectionsTaskRunsOnItsChannelsLoop() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let channel = try await DatagramBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-        let seen = NIOLockedValueBox<[Bool]>([])
-        let pinned = LoopPinnedChannel(base: Probe(onLoop: seen), executors: EventLoopExecutors(group: group))
-        await pinned.handle(value: Probe.Value(channel: channel), logger: Logger(label: "test"))
-        #expect(seen.withLockedValue { $0 } == [true, true])
-        try await channel.close()
-        try await group.shutdownGracefully()
     }
 }

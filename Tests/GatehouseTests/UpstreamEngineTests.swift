@@ -79,9 +79,10 @@ import Testing
     @Test func aRequestOutlastingTheResponseTimeoutIs504AndItsConnectionIsClosed() async throws {
         let upstream = try await RunningUpstream.start(name: "slow")
         defer { Task { try? await upstream.stop() } }
-        try await withForwarder(to: upstream.url, settings: #"{ "upstreamTimeoutMs": 300 }"#) { gateway in
+        // The timeout is far above what a fast answer takes on a loaded machine, far below the slow one.
+        try await withForwarder(to: upstream.url, settings: #"{ "upstreamTimeoutMs": 2000 }"#) { gateway in
             #expect(try await send(gateway.baseURL + "/x").status == 200)
-            let slow = try await send(gateway.baseURL + "/x", headers: [("x-echo-delay-ms", "3000")])
+            let slow = try await send(gateway.baseURL + "/x", headers: [("x-echo-delay-ms", "8000")])
             #expect(slow.status == 504)
             #expect(slow.json["type"] as? String == "urn:gatehouse:problem:upstream-timeout")
             #expect(try await send(gateway.baseURL + "/x").status == 200)
@@ -115,14 +116,17 @@ import Testing
         }
     }
 
-    /// A client reading a 50 MB answer slowly: the gateway reads the upstream only as fast as
-    /// the client takes the bytes, so what is in between stays bounded by socket buffers.
+    /// A client reading a large answer slowly: the gateway reads the upstream only as fast as
+    /// the client takes the bytes, so what is in between stays bounded by socket buffers. The
+    /// body is 200 MB because Linux grows a loopback socket's receive buffer up to
+    /// `tcp_rmem`'s maximum (32 MB on this machine), so kernel buffers alone can hold tens of
+    /// megabytes; without backpressure the upstream would have written all 200 MB.
     @Test func aSlowClientSlowsTheUpstreamInsteadOfFillingTheGatewaysMemory() async throws {
-        let size = 50 << 20
+        let size = 200 << 20
         let upstream = try StreamingUpstream(bodyBytes: size)
         defer { upstream.stop() }
         try await withForwarder(to: upstream.url) { gateway in
-            let client = try RawConnection(port: gateway.port, timeoutSeconds: 20)
+            let client = try RawConnection(port: gateway.port, timeoutSeconds: 20, receiveBufferBytes: 256 << 10)
             try client.send("GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             let first = try await RawConnection.run { client.read(atLeast: 1 << 20) }
             #expect(first.count == 1 << 20)
@@ -135,7 +139,7 @@ import Testing
                 stable = now == last ? stable + 1 : 0
                 last = now
             }
-            #expect(last < 24 << 20, "the upstream wrote \(last) bytes while the client had read 1 MB")
+            #expect(last < 100 << 20, "the upstream wrote \(last) bytes while the client had read 1 MB")
             let rest = try await RawConnection.run { client.drain() }
             #expect(first.count + rest > size, "the whole body arrived once the client read on")
             #expect(upstream.bytesWritten == size)
