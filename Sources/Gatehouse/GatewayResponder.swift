@@ -13,11 +13,20 @@ struct GatewayResponder: Sendable {
     let pipeline: RequestPipeline
     let logger: Logger
 
+    /// A request's body as the server hands it on.
+    enum Body: Sendable {
+        /// The head announced none.
+        case none
+        /// A small declared body, read whole before the request started.
+        case buffered(ByteBuffer)
+        /// Still arriving.
+        case stream(InboundBody.Producer)
+    }
+
     /// A request as the server received it.
     struct Incoming: Sendable {
         var head: HTTPRequest
-        /// The body as it arrives (nil: the head announced none).
-        var body: InboundBody.Producer?
+        var body: Body
         var clientAddress: String?
         /// The loop of the client connection: its Lua VM serves the request.
         var loop: any EventLoop
@@ -70,9 +79,17 @@ struct GatewayResponder: Sendable {
                     detail: "The request body exceeds the limit of \(limit) bytes."))
             }
             let body: MessageBody
-            if let chunks = request.body, length != 0, length != nil || headers[.transferEncoding] != nil {
+            switch request.body {
+            case .stream(let chunks) where length != 0:
                 body = .stream(StreamedBody(chunks: LimitedBody(chunks, limit: limit), length: length))
-            } else {
+            case .buffered(let buffer) where buffer.readableBytes > settings.maxBufferedBodyBytes:
+                // Over what a policy may read (the limit can shrink on a reload): offered as a
+                // stream, so a policy that reads it meets the limit as with any stream.
+                let chunks = AsyncThrowingStream<ByteBuffer, any Error> { $0.yield(buffer); $0.finish() }
+                body = .stream(StreamedBody(chunks: chunks, length: buffer.readableBytes))
+            case .buffered(let buffer) where buffer.readableBytes > 0:
+                body = .buffered(buffer)
+            default:
                 body = .empty
             }
             // Routed and forwarded alike: the normalised path, never the raw one.

@@ -6,6 +6,7 @@ import Glibc
 /// out after `timeoutSeconds`; use it from a thread of its own (``run(_:)``).
 public final class RawConnection: @unchecked Sendable {
     private let fd: Int32
+    private var leftover: [UInt8] = []
 
     /// - Parameter receiveBufferBytes: caps the socket's receive buffer (which Linux otherwise
     ///   grows to `tcp_rmem`'s maximum), for tests about what piles up in between.
@@ -43,6 +44,24 @@ public final class RawConnection: @unchecked Sendable {
         }
         return String(decoding: received, as: UTF8.self)
     }
+
+    /// Reads one response that carries a Content-Length (nil if the connection ended first);
+    /// bytes after it stay for the next call.
+    public func readResponse() throws -> RawHTTP.Response? {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while RawHTTP.completeLength(leftover) == nil {
+            let n = Glibc.read(fd, &buffer, buffer.count)
+            guard n > 0 else { return nil }
+            leftover.append(contentsOf: buffer[0..<n])
+        }
+        let length = RawHTTP.completeLength(leftover)!
+        let response = try RawHTTP.parse(Array(leftover[..<length]))
+        leftover.removeFirst(length)
+        return response
+    }
+
+    /// Half-closes the connection: the server sees the end of the client's input.
+    public func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// Counts bytes until the server closes the connection.
     public func drain() -> Int {

@@ -10,6 +10,9 @@ public enum HopByHop {
 
     /// Removes hop-by-hop fields, including those listed in `Connection`.
     public static func strip(_ fields: inout HTTPFields) {
+        // One pass to see whether there is anything to remove: most messages have none, and
+        // each lookup below is a scan of all fields.
+        guard fields.contains(where: { field in standard.contains(field.name) }) else { return }
         for value in fields[values: .connection] {
             for token in value.split(separator: ",") {
                 let name = token.trimmingCharacters(in: " \t")

@@ -13,8 +13,11 @@ import NIOHTTPTypes
 /// of the gateway's CPU per request in the profile. Here the parts go straight from the
 /// pipeline to the request and from the answer to the pipeline; a request costs one task.
 ///
-/// - A request's body is handed to its task as an ``InboundBody`` with backpressure (reads are
-///   held while the reader is behind).
+/// - A small declared body (up to ``eagerBodyLimit``) is read whole before the request's task
+///   starts, as nginx buffers request bodies: a policy reading it (`request:json()`) then reads
+///   memory instead of waiting, and the upstream gets head and body in one write. A larger or
+///   chunked body is handed to the task as an ``InboundBody`` with backpressure (reads are held
+///   while the reader is behind). ConnectionGuard's request timeout bounds both.
 /// - Pipelined requests wait in `pending`, with reads held, until the current answer is out;
 ///   there is no NIO pipelining handler, which toggled read interest on every request.
 /// - An answer written while its request's body has not fully arrived closes the connection
@@ -35,12 +38,16 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
     private let shutdown: ShutdownState
     private let inFlight: RequestsInFlight
     private let idleTimeout: TimeAmount
+    /// Declared bodies up to this size are read before the request starts.
+    private let eagerBodyLimit: Int
     private var context: ChannelHandlerContext?
     private var loop: (any EventLoop)?
     private var clientAddress: String?
 
     private enum Reading {
         case awaitingHead
+        /// A small body is being read whole; the request starts at its end.
+        case buffering(HTTPRequest, ByteBuffer)
         /// The current request's body is arriving.
         case body(InboundBody)
         /// The current request has no body; its end is next.
@@ -59,8 +66,9 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
 
     init(
         responder: GatewayResponder, executor: EventLoopTaskExecutor?, shutdown: ShutdownState, inFlight: RequestsInFlight,
-        idleTimeout: TimeAmount
+        idleTimeout: TimeAmount, eagerBodyLimit: Int
     ) {
+        self.eagerBodyLimit = eagerBodyLimit
         self.responder = responder
         self.executor = executor
         self.shutdown = shutdown
@@ -101,7 +109,19 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
                 pending.append(part)
                 return
             }
-            start(head)
+            begin(head)
+        case .buffering(let head, var buffer):
+            switch part {
+            case .body(var bytes):
+                reading = .awaitingHead // drop the reference so the append does not copy
+                buffer.writeBuffer(&bytes)
+                reading = .buffering(head, buffer)
+            case .end:
+                reading = .awaitingHead
+                start(head, body: .buffered(buffer))
+            case .head:
+                close()
+            }
         case .body(let body):
             switch part {
             case .body(let bytes):
@@ -139,9 +159,18 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // ConnectionGuard answers parser errors itself; what reaches here is a body that did
         // not arrive whole (its reader must fail, not see an end) or an I/O error.
-        if case .body(let body) = reading {
+        switch reading {
+        case .body(let body):
             body.finish(error)
             reading = .awaitingHead
+        case .buffering:
+            // A small body that broke off: the request never started, so nothing was sent.
+            reading = .awaitingHead
+            responding = false
+            close()
+            return
+        case .awaitingHead, .bodyless:
+            break
         }
         if !(error is RequestBodyIncomplete) { close() }
     }
@@ -149,10 +178,8 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         open = false
         idleCheck?.cancel()
-        if case .body(let body) = reading {
-            body.finish(RequestBodyIncomplete())
-            reading = .awaitingHead
-        }
+        if case .body(let body) = reading { body.finish(RequestBodyIncomplete()) }
+        reading = .awaitingHead
         // The client is gone (or shutdown's grace ran out): the request's work stops.
         task?.cancel()
         task = nil
@@ -175,21 +202,28 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
 
     // MARK: Serving a request
 
-    private func start(_ head: HTTPRequest) {
+    /// A request head arrived: read a small body first, or start the request now.
+    private func begin(_ head: HTTPRequest) {
         responding = true
         guard let loop else { return }
         let fields = head.headerFields
-        let hasBody = fields[.transferEncoding] != nil || (fields[.contentLength].flatMap { Int($0) } ?? 0) > 0
-        var chunks: InboundBody.Producer?
-        if hasBody {
+        if let connection = fields[.connection], connection.lowercased().contains("close") { closeAfterResponse = true }
+        let length = fields[.contentLength].flatMap { Int($0) }
+        if fields[.transferEncoding] == nil, let length, length > 0, length <= eagerBodyLimit {
+            reading = .buffering(head, ByteBufferAllocator().buffer(capacity: length))
+        } else if fields[.transferEncoding] != nil || (length ?? 0) > 0 {
             let body = InboundBody(loop: loop, connection: self)
-            chunks = body.start()
             reading = .body(body)
+            start(head, body: .stream(body.start()))
         } else {
             reading = .bodyless
+            start(head, body: .none)
         }
-        if let connection = fields[.connection], connection.lowercased().contains("close") { closeAfterResponse = true }
-        let incoming = GatewayResponder.Incoming(head: head, body: chunks, clientAddress: clientAddress, loop: loop, shutdown: shutdown)
+    }
+
+    private func start(_ head: HTTPRequest, body: GatewayResponder.Body) {
+        guard let loop else { return }
+        let incoming = GatewayResponder.Incoming(head: head, body: body, clientAddress: clientAddress, loop: loop, shutdown: shutdown)
         let responder = self.responder
         let inFlight = self.inFlight
         inFlight.begin()
@@ -236,7 +270,7 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
 
     /// `Connection: close` goes on the head when the connection will not carry another request.
     private func finalHead(_ head: HTTPResponse) -> HTTPResponse {
-        if case .body = reading { closeAfterResponse = true } // the upload is not all here
+        if !requestComplete { closeAfterResponse = true } // the upload is not all here
         guard closeAfterResponse else { return head }
         var head = head
         head.headerFields[.connection] = "close"
@@ -284,8 +318,10 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
 
     /// The current request's end has arrived.
     private var requestComplete: Bool {
-        if case .body = reading { return false }
-        return true
+        switch reading {
+        case .body, .buffering: return false
+        case .awaitingHead, .bodyless: return true
+        }
     }
 
     private func responseEnded() {

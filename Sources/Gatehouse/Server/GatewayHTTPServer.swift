@@ -1,4 +1,5 @@
 import GatehouseCore
+import GatehouseUpstreams
 import Logging
 import NIOCore
 import NIOExtras
@@ -82,7 +83,10 @@ final class GatewayHTTPServer: Service {
                         requestIdHeader: settings.requestIdHeader, counter: counter))
                     try pipeline.addHandler(GatewayConnection(
                         responder: responder, executor: executors.executor(for: channel.eventLoop), shutdown: shutdown, inFlight: inFlight,
-                        idleTimeout: .seconds(Int64(settings.idleTimeoutSeconds))))
+                        idleTimeout: .seconds(Int64(settings.idleTimeoutSeconds)),
+                        // Never above the body limits: such a body is refused (413) unread, or
+                        // offered to policies as a stream with its limit.
+                        eagerBodyLimit: min(ProxyRules.requestBufferLimit, settings.maxRequestBodyBytes, settings.maxBufferedBodyBytes)))
                     connections.add(channel)
                 }
             }

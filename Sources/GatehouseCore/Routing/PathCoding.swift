@@ -80,10 +80,15 @@ public enum PathCoding {
     /// Whether the path of an absolute URL (`scheme://authority/path?query`) has a segment that
     /// is, or decodes to, `.` or `..`: the last check before anything is sent upstream.
     public static func hasDotSegment(inURL url: String) -> Bool {
-        var rest = Substring(url)
-        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
-        guard let slash = rest.firstIndex(of: "/") else { return false }
-        let path = rest[slash...].utf8
+        let bytes = Substring(url).utf8
+        var from = bytes.startIndex
+        // Past "scheme://", if there is one (a byte scan: Foundation's range(of:) showed in the profile).
+        if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
+            let after = bytes[bytes.index(after: colon)...]
+            if after.starts(with: "//".utf8) { from = bytes.index(after.startIndex, offsetBy: 2) }
+        }
+        guard let slash = bytes[from...].firstIndex(of: UInt8(ascii: "/")) else { return false }
+        let path = bytes[slash...]
         // Segment by segment, up to the query or fragment, without building any array.
         var start = path.index(after: path.startIndex)
         var i = start

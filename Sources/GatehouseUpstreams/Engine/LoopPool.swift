@@ -50,7 +50,8 @@ final class LoopPool: @unchecked Sendable {
                         try pipeline.addHandler(NIOSSLClientHandler(
                             context: sslContext, serverHostname: origin.isIPLiteral ? nil : origin.host))
                     }
-                    try pipeline.addHTTPClientHandlers()
+                    // The head is built from HTTPFields (validated when set) and a checked host.
+                    try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try pipeline.addHandler(connection)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {

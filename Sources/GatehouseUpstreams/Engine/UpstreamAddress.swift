@@ -42,7 +42,9 @@ struct UpstreamAddress: Sendable {
         } else {
             host = text
         }
-        guard !host.isEmpty else { return nil }
+        // Only what a host name or IP literal can hold: the host goes into the `Host` header
+        // and the TLS name unchecked by the codec.
+        guard !host.isEmpty, host.utf8.allSatisfy(Self.isHostByte) else { return nil }
         var port = tls ? 443 : 80
         if let portText {
             guard let p = Int(portText), (1...65535).contains(p) else { return nil }
@@ -54,6 +56,16 @@ struct UpstreamAddress: Sendable {
         if target.isEmpty || target.first == "?" { target = "/" + target }
         origin = UpstreamOrigin(tls: tls, host: host.lowercased(), port: port)
         self.target = String(target)
+    }
+
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "%"):
+            return true
+        default:
+            return false
+        }
     }
 
     private static func dropPrefix(_ prefix: String, of utf8: String.UTF8View) -> Substring.UTF8View? {
@@ -76,9 +88,24 @@ struct UpstreamOrigin: Hashable, Sendable, CustomStringConvertible {
     let port: Int
 
     /// The `Host` header for this origin (the port only when it is not the scheme's default).
-    var hostHeader: String {
-        let name = isIPv6 ? "[\(host)]" : host
-        return port == (tls ? 443 : 80) ? name : "\(name):\(port)"
+    let hostHeader: String
+
+    init(tls: Bool, host: String, port: Int) {
+        self.tls = tls
+        self.host = host
+        self.port = port
+        let name = host.contains(":") ? "[\(host)]" : host
+        hostHeader = port == (tls ? 443 : 80) ? name : "\(name):\(port)"
+    }
+
+    static func == (a: UpstreamOrigin, b: UpstreamOrigin) -> Bool {
+        a.tls == b.tls && a.port == b.port && a.host == b.host
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(tls)
+        hasher.combine(host)
+        hasher.combine(port)
     }
 
     var isIPv6: Bool { host.contains(":") }
