@@ -16,7 +16,7 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
 . "$ROOT/scripts/lib/ensure-packages.sh"
-ensure_packages wrk nginx-light libnginx-mod-http-lua haproxy liblua5.4-dev pkg-config curl python3
+ensure_packages wrk nginx-light libnginx-mod-http-lua haproxy liblua5.4-dev pkg-config curl python3 openssl
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -42,6 +42,14 @@ python3 "$BENCH/gen-keys.py" "$KEYS" "$WORK"
 mkdir -p "$WORK/mem" && python3 "$BENCH/gen-keys.py" "$MEMORY_KEYS" "$WORK/mem"
 
 render() { sed -e "s|__WORK__|$WORK|g" -e "s|__BENCH__|$BENCH|g" -e "s|__WORKERS__|$WORKERS|g" "$1" > "$2"; }
+
+# A private CA and a certificate for 127.0.0.1: the TLS upstream both gateways verify.
+mkdir -p "$WORK/tls"
+(cd "$WORK/tls" &&
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca -keyout ca-key.pem -out ca.pem 2>/dev/null &&
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 -keyout server-key.pem -out server.csr 2>/dev/null &&
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext &&
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out server.pem 2>/dev/null)
 
 echo "== starting upstream, nginx+Lua, HAProxy+Lua, Gatehouse W0/W1/W2"
 render "$BENCH/nginx/upstream.conf" "$WORK/upstream.conf"
@@ -69,6 +77,14 @@ PID_stack=$!
 start_gatehouse w0 8090 "$WORK"
 start_gatehouse w1 8091 "$WORK"
 start_gatehouse w2 8092 "$WORK"
+# W0 with an https upstream (the CA given in gatehouse.json).
+mkdir -p "$WORK/w0tls/config"
+sed 's|http://127.0.0.1:9201|https://127.0.0.1:9203|' "$BENCH/gatehouse/w0/routes.oas.json" > "$WORK/w0tls/config/routes.oas.json"
+cp "$BENCH/gatehouse/w0/policies.json" "$WORK/consumers.json" "$WORK/w0tls/config/"
+echo "{ \"upstreamCaFile\": \"$WORK/tls/ca.pem\" }" > "$WORK/w0tls/config/gatehouse.json"
+"$GATEHOUSE" serve --config "$WORK/w0tls/config" --plugins "$BENCH/gatehouse/plugins" --port 8095 --log-level error \
+  > "$WORK/w0tls.log" 2>&1 & PIDS+=($!)
+PID_w0tls=$!
 # W1 again, with MEMORY_KEYS consumers, for the memory figures.
 mkdir -p "$WORK/wmem/config" && cp "$BENCH/gatehouse/w1/"*.json "$WORK/wmem/config/" && cp "$WORK/mem/consumers.json" "$WORK/wmem/config/"
 "$GATEHOUSE" serve --config "$WORK/wmem/config" --plugins "$BENCH/gatehouse/plugins" --port 8093 --log-level error \
@@ -98,6 +114,8 @@ done
 check http://127.0.0.1:8082/v1/items/1 200 sandbox
 check http://127.0.0.1:8090/v1/items/1 200 sandbox
 check http://127.0.0.1:8094/v1/items/1 200 sandbox
+check http://127.0.0.1:8084/v1/items/1 200 sandbox
+check http://127.0.0.1:8095/v1/items/1 200 sandbox
 check http://127.0.0.1:8092/v1/items/1 200 production -X POST -H "Authorization: Bearer $LIVE" -H 'content-type: application/json' -d '{"qty":1}'
 check http://127.0.0.1:8093/v1/items/1 200 production -H "Authorization: Bearer $(sed -n 2p "$WORK/mem/keys.txt")"
 
@@ -114,7 +132,7 @@ cpu_ticks() {
   echo "$total"
 }
 TICKS=$(getconf CLK_TCK)
-TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy swift-stack:8094:GET:stack gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2"
+TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy swift-stack:8094:GET:stack gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2 nginx-proxy-tls:8084:GET:nginx gatehouse-w0-tls:8095:GET:w0tls"
 : > "$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
@@ -157,7 +175,7 @@ print()
 def ratio(a, b, key): return med(a, key) / med(b, key)
 print("| ratio | throughput | p99 latency | CPU per request |")
 print("|---|---:|---:|---:|")
-for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w0","swift-stack"), ("gatehouse-w2","gatehouse-w1")]:
+for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w0","swift-stack"), ("gatehouse-w2","gatehouse-w1"), ("gatehouse-w0-tls","nginx-proxy-tls"), ("gatehouse-w0-tls","gatehouse-w0")]:
     print(f"| {a} / {b} | {ratio(a,b,'rps'):.2f} | {ratio(a,b,'p99_us'):.2f} | {ratio(a,b,'cpu_us'):.2f} |")
 print()
 print(f"Gatehouse memory: idle RSS (W1, $KEYS consumers) $((IDLE_RSS/1024)) MB; W1 with $MEMORY_KEYS consumers: idle $((MEM_IDLE/1024)) MB, peak under load $((PEAK/1024)) MB; Lua VM heap {int('$VM_KB')} KB per VM")

@@ -1,4 +1,4 @@
-public import GatehouseCore
+import GatehouseCore
 import NIOCore
 
 extension UpstreamClient {

@@ -264,7 +264,7 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
         }
     }
 
-    private func onLoop(_ loop: any EventLoop, _ body: @escaping () -> Void) {
+    private func onLoop(_ loop: any EventLoop, _ body: @escaping @Sendable () -> Void) {
         if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 

@@ -1,5 +1,5 @@
-public import GatehouseCore
-public import HTTPTypes
+import GatehouseCore
+import HTTPTypes
 public import NIOCore
 import NIOHTTP1
 import NIOSSL
