@@ -94,7 +94,7 @@ struct UpstreamOrigin: Hashable, Sendable, CustomStringConvertible {
         self.tls = tls
         self.host = host
         self.port = port
-        let name = host.contains(":") ? "[\(host)]" : host
+        let name = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         hostHeader = port == (tls ? 443 : 80) ? name : "\(name):\(port)"
     }
 
@@ -108,7 +108,7 @@ struct UpstreamOrigin: Hashable, Sendable, CustomStringConvertible {
         hasher.combine(port)
     }
 
-    var isIPv6: Bool { host.contains(":") }
+    var isIPv6: Bool { host.utf8.contains(UInt8(ascii: ":")) }
 
     /// True for an IP literal: such a host is connected to without a lookup, and never sent as
     /// TLS SNI (RFC 6066 §3 allows only DNS names there).
