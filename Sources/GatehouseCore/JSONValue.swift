@@ -92,9 +92,12 @@ extension JSONValue: Codable {
 }
 
 extension JSONValue {
-    /// Parses JSON text.
+    /// Parses JSON text (``JSONParser``).
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        if let value = try bytes.withContiguousStorageIfAvailable({ buffer throws(JSONParser.Failure) in try JSONParser.parse(buffer) }) {
+            return value
+        }
+        return try Array(bytes).withUnsafeBufferPointer { buffer throws(JSONParser.Failure) in try JSONParser.parse(buffer) }
     }
 
     /// Serialises compactly, with sorted keys so output is stable.

@@ -103,6 +103,12 @@ public enum FuzzChecks {
         } catch {
             if error.errors.isEmpty { return "a failed load reported no error" }
         }
+        // The same bytes through the hand-written JSON parser and the decoder it replaced.
+        let parsed = try? JSONValue.parse(bytes)
+        let decoded = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        if parsed != decoded {
+            return "JSONValue.parse (\(parsed.map { "\($0)" } ?? "error")) differs from JSONDecoder (\(decoded.map { "\($0)" } ?? "error"))"
+        }
         return nil
     }
 }
