@@ -49,6 +49,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var inRequest = false
     /// The path of the request being received, for the `instance` of a problem about it.
     private var requestPath: String?
+    /// Requests passed on whose answer has not ended yet (more than one when pipelined).
+    private var answersOwed = 0
+    /// Answers owed to requests before the one being received (which a refusal is about).
+    private var earlierAnswersOwed: Int { answersOwed - (inRequest ? 1 : 0) }
+    /// A refusal that waits for the answers owed: a pipelined request's problem must not
+    /// overtake the answer to the one before it.
+    private var deferredRefusal: (status: HTTPResponse.Status, detail: String)?
 
     init(
         requestTimeout: TimeAmount, maxConnections: Int, maxRequestLineBytes: Int, maxRequestBodyBytes: Int,
@@ -82,7 +89,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Once refused, nothing more of this connection reaches the gateway.
-        guard !closing else { return }
+        guard !closing, deferredRefusal == nil else { return }
         switch unwrapInboundIn(data) {
         case .head(let request):
             requestPath = request.path // the target; its query is cut off only if a problem needs it
@@ -91,6 +98,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             inRequest = true
+            let idle = answersOwed == 0
+            answersOwed += 1
             if let expectation = request.headerFields[.expect] {
                 guard expectation.lowercased() == "100-continue" else {
                     refuse(context, status: .expectationFailed, detail: "The gateway cannot meet the expectation '\(expectation)'.")
@@ -100,7 +109,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 request.headerFields[.expect] = nil
                 let length = request.headerFields[.contentLength].flatMap { Int($0) }
                 let bodyComing = (length ?? 0) > 0 || request.headerFields[.transferEncoding] != nil
-                if bodyComing && (length ?? 0) <= maxRequestBodyBytes {
+                // Only when no earlier answer is still being written (an interim head there
+                // would land inside it); the client then sends its body after its own wait.
+                if bodyComing && (length ?? 0) <= maxRequestBodyBytes && idle {
                     context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
                 }
                 context.fireChannelRead(wrapInboundOut(.head(request)))
@@ -153,11 +164,21 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), !closing {
-            waitingSince = .now()
-            requestPath = nil // a later refusal is not about that request
+        guard case .end = unwrapOutboundIn(data), !closing else {
+            context.write(data, promise: promise)
+            return
         }
+        answersOwed = max(0, answersOwed - 1)
+        // The clock restarts for a request still arriving, or for the next one when none is
+        // waiting for its answer (one being handled is not timed).
+        if answersOwed == 0 || inRequest { waitingSince = .now() }
+        // A later refusal is not about that request (a deferred one is about the last head).
+        if answersOwed == 0 && deferredRefusal == nil { requestPath = nil }
         context.write(data, promise: promise)
+        if earlierAnswersOwed == 0, let refusal = deferredRefusal {
+            deferredRefusal = nil
+            refuse(context, status: refusal.status, detail: refusal.detail)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -165,12 +186,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
+        // Counted before the body fails (which ends the request being received): the refusal
+        // is about that request, so only answers to requests before it go first.
+        let earlier = earlierAnswersOwed
         // A request whose head was passed on: its body stream fails before the refusal goes out.
         failUnfinishedBody(context)
         if case .headerOverflow = parserError {
-            refuse(context, status: .requestHeaderFieldsTooLarge, detail: "The request's header section is larger than the gateway accepts.")
+            refuse(context, status: .requestHeaderFieldsTooLarge, detail: "The request's header section is larger than the gateway accepts.", earlier: earlier)
         } else {
-            refuse(context, status: .badRequest, detail: "The request is not valid HTTP/1.1 (\(parserError)).")
+            refuse(context, status: .badRequest, detail: "The request is not valid HTTP/1.1 (\(parserError)).", earlier: earlier)
         }
     }
 
@@ -198,8 +222,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Answers a problem and closes the connection.
-    private func refuse(_ context: ChannelHandlerContext, status: HTTPResponse.Status, detail: String) {
+    private func refuse(_ context: ChannelHandlerContext, status: HTTPResponse.Status, detail: String, earlier: Int? = nil) {
         guard !closing else { return }
+        if (earlier ?? earlierAnswersOwed) > 0 {
+            // Answers to earlier requests are still being written: this one comes after them.
+            if deferredRefusal == nil { deferredRefusal = (status, detail) }
+            return
+        }
         closing = true
         timer?.cancel()
         let requestId = RequestID.next()

@@ -1,4 +1,5 @@
 public import NIOCore
+import Atomics
 
 /// A request or response body: streamed through untouched unless a policy reads it.
 public enum MessageBody: Sendable {
@@ -53,10 +54,15 @@ public struct BodyTooLarge: Error, Sendable {
 
 /// Passes chunks through and fails with ``BodyTooLarge`` once more than `limit` bytes went by:
 /// a body is refused while it streams, not after it was buffered.
+///
+/// It can be read once: a second reader (a policy reading a body the upstream leg already
+/// streamed) gets ``BodyAlreadyRead`` instead of a second iterator of the underlying stream,
+/// which NIO's producers refuse by stopping the process.
 public struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
     public typealias Element = ByteBuffer
     let base: Base
     let limit: Int
+    private let taken = ManagedAtomic(false)
 
     public init(_ base: Base, limit: Int) {
         self.base = base
@@ -64,12 +70,13 @@ public struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendab
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: Base.AsyncIterator
+        var base: Base.AsyncIterator?
         let limit: Int
         var seen = 0
 
         public mutating func next() async throws -> ByteBuffer? {
-            guard let chunk = try await base.next() else { return nil }
+            guard base != nil else { throw BodyAlreadyRead() }
+            guard let chunk = try await base!.next() else { return nil }
             seen += chunk.readableBytes
             if seen > limit { throw BodyTooLarge(limit: limit) }
             return chunk
@@ -77,6 +84,13 @@ public struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendab
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), limit: limit)
+        let first = taken.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+        return AsyncIterator(base: first ? base.makeAsyncIterator() : nil, limit: limit)
     }
+}
+
+/// A streamed body was read already (forwarded upstream, or read by an earlier policy).
+public struct BodyAlreadyRead: Error, CustomStringConvertible, Sendable {
+    public init() {}
+    public var description: String { "the body was streamed on already and cannot be read again" }
 }

@@ -132,7 +132,10 @@ private func runUntilBound<App: Service>(
 ) async throws -> (port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let app = make { port in continuation.yield(port) }
-    let group = ServiceGroup(configuration: .init(services: [app] + extra, logger: logger))
+    var configuration = ServiceGroupConfiguration(services: [app] + extra, logger: logger)
+    // A test that leaves a connection busy must not hang the run: shutdown cuts it after this.
+    configuration.maximumGracefulShutdownDuration = .seconds(15)
+    let group = ServiceGroup(configuration: configuration)
     let task = Task { try await group.run() }
     var iterator = ports.makeAsyncIterator()
     guard let port = await iterator.next() else { throw TestHarnessError("the server did not start") }

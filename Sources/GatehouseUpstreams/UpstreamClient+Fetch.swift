@@ -47,6 +47,8 @@ extension UpstreamClient {
 extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        // A timeout beyond a century is no timeout; clamped so the nanoseconds cannot overflow.
+        guard seconds < 3_000_000_000 else { self = .hours(24 * 365 * 100); return }
+        self = .nanoseconds(max(0, seconds) * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

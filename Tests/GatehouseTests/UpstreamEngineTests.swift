@@ -210,4 +210,51 @@ import Testing
             #expect(expectation.status == 417)
         }
     }
+
+    /// An answer delimited by the close (no length, not chunked) ends its connection: it is
+    /// never handed to a request waiting for one (one connection allowed, four requests).
+    @Test func aCloseDelimitedAnswerIsNeverReusedForAWaitingRequest() async throws {
+        let upstream = try RecordingUpstream(answer: "HTTP/1.1 200 OK\r\n\r\nok")
+        defer { upstream.stop() }
+        try await withForwarder(to: upstream.url, settings: #"{ "upstreamConnectionsPerLoop": 1 }"#) { gateway in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<4 { group.addTask { try await send(gateway.baseURL + "/x", client: wideClient).status } }
+                for try await status in group { #expect(status == 200) }
+            }
+            #expect(await gateway.server.upstreamStats().connectionsReused == 0)
+        }
+    }
+
+    /// A URL a policy builds with a space or line break in it is refused, never written onto
+    /// the request line (where it would split the request).
+    @Test func aFetchURLThatWouldSplitTheRequestLineIsRefused() async throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        try await withForwarder(to: upstream.url, extraFiles: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/x", #"{ "handler": { "type": "lua", "module": "$import(./plugins/split)" } }"#)]),
+            "plugins/split.lua": "return function()\n  local res, err = http.fetch(env.TARGET .. '/a?u=x y\\r\\nX-Injected: 1')\n  return Response.json({ got = res ~= nil, err = err })\nend\n",
+        ]) { gateway in
+            let r = try await send(gateway.baseURL + "/x")
+            #expect(r.json["got"] as? Bool == false, "\(r.body)")
+            #expect(upstream.received.isEmpty, "nothing was sent")
+        }
+    }
+
+    /// A full-duplex upstream answers while it reads the upload: its answer is handed on at
+    /// once, not held until the upload ends (which would wait for each other).
+    @Test func aFullDuplexUpstreamsAnswerFlowsWhileTheUploadStillStreams() async throws {
+        let upstream = try EchoingUpstream()
+        defer { upstream.stop() }
+        try await withForwarder(to: upstream.url) { gateway in
+            let client = try RawConnection(port: gateway.port, timeoutSeconds: 10)
+            try client.send("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+            // The echo of the first chunk arrives before the client sends anything more.
+            let early = try await RawConnection.run { client.read(until: "first") }
+            #expect(early.hasPrefix("HTTP/1.1 200"), "\(early)")
+            #expect(early.contains("first"))
+            try client.send("0\r\n\r\n")
+            let rest = try await RawConnection.run { client.read(until: "0\r\n\r\n") }
+            #expect(rest.hasSuffix("0\r\n\r\n"), "the echo ends when the upload does: \(rest.debugDescription)")
+        }
+    }
 }

@@ -59,6 +59,8 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
     private var task: Task<Void, Never>?
     private var responding = false
     private var closeAfterResponse = false
+    /// The client half-closed its side.
+    private var inputEnded = false
     private var open = true
     private var readHeld = false
     private var lastActivity = NIODeadline.now()
@@ -187,10 +189,17 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The client half-closed (or shutdown asks to quiesce): no further request will come.
-        // An answer in progress is still written, then the connection closes.
-        if event is ChannelShouldQuiesceEvent || (event as? ChannelEvent) == .inputClosed {
-            if responding || !pending.isEmpty {
+        // The client half-closed: no further request will come. What it sent is still
+        // answered, in order, then the connection closes.
+        if (event as? ChannelEvent) == .inputClosed {
+            inputEnded = true
+            if !responding && pending.isEmpty { close() }
+            return
+        }
+        // Shutdown asks to quiesce: the answer in progress is still written, then the
+        // connection closes (requests queued behind it are not started).
+        if event is ChannelShouldQuiesceEvent {
+            if responding {
                 closeAfterResponse = true
             } else {
                 close()
@@ -268,9 +277,11 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
         if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 
-    /// `Connection: close` goes on the head when the connection will not carry another request.
+    /// `Connection: close` goes on the head when it is known that the connection will not
+    /// carry another request. (An upload still arriving may yet end before the answer does;
+    /// if it has not by then, the connection closes after the answer without the header.)
     private func finalHead(_ head: HTTPResponse) -> HTTPResponse {
-        if !requestComplete { closeAfterResponse = true } // the upload is not all here
+        if case .buffering = reading { closeAfterResponse = true }
         guard closeAfterResponse else { return head }
         var head = head
         head.headerFields[.connection] = "close"
@@ -316,6 +327,17 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
         responseEnded()
     }
 
+    /// Processes queued parts in order: the next request's head (which starts it), then its
+    /// body and end; stops at a further head while that request is being answered.
+    private func drainPending() {
+        while let part = pending.first {
+            if case .head = part, responding { break }
+            pending.removeFirst()
+            process(part)
+        }
+        if pending.isEmpty { resumeReading() }
+    }
+
     /// The current request's end has arrived.
     private var requestComplete: Bool {
         switch reading {
@@ -329,11 +351,11 @@ final class GatewayConnection: ChannelDuplexHandler, @unchecked Sendable {
         task = nil
         lastActivity = .now()
         guard open else { return }
-        // Pipelined requests, in order, until one is being answered.
-        while !responding, let part = pending.popFirst() {
-            process(part)
+        drainPending()
+        if inputEnded && pending.isEmpty && !responding, case .awaitingHead = reading {
+            // The client half-closed and every request it sent has been answered.
+            close()
         }
-        if pending.isEmpty { resumeReading() }
     }
 
     private func close() {

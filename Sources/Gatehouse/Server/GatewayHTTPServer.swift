@@ -76,6 +76,7 @@ final class GatewayHTTPServer: Service {
                         withOutboundHeaderValidation: false, // HTTPTypes validated the fields already
                         withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: limits)
+                    try pipeline.addHandler(HTTP10Compatibility())
                     try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                     try pipeline.addHandler(ConnectionGuard(
                         requestTimeout: .seconds(Int64(settings.requestTimeoutSeconds)), maxConnections: settings.maxConnections,

@@ -12,7 +12,7 @@ final class InboundBody: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
     >
 
     private let loop: any EventLoop
-    private unowned(unsafe) let connection: GatewayConnection
+    private weak var connection: GatewayConnection?
     private var source: Producer.Source?
     /// The reader wants no more for now.
     private(set) var paused = false
@@ -56,14 +56,14 @@ final class InboundBody: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
     private func resume() {
         guard paused else { return }
         paused = false
-        connection.resumeReading()
+        connection?.resumeReading()
     }
 
     private func readerGone() {
         source = nil
         if paused {
             paused = false
-            connection.resumeReading()
+            connection?.resumeReading()
         }
     }
 }

@@ -17,7 +17,8 @@ public struct EngineStats: Sendable, Equatable {
 }
 
 /// One loop's counters: plain integers, touched only on that loop.
-final class EngineCounters {
+/// Confined to its loop (hence unchecked): only that loop's pool and connections touch it.
+final class EngineCounters: @unchecked Sendable {
     var connectionsOpened = 0
     var connectionsReused = 0
     var requests = 0

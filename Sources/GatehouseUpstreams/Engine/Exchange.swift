@@ -80,6 +80,11 @@ final class Exchange: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
         // (RFC 9110 §15). Anything else is not passed on as if it meant something.
         guard (200...599).contains(code) else { throw UpstreamError.invalidResponse("status \(code)") }
         keepAlive = responseHead.isKeepAlive
+        let bodyless = head.method == .HEAD || code == 204 || code == 304
+        if !bodyless && !responseHead.headers.contains(name: "content-length") && !responseHead.headers.contains(name: "transfer-encoding") {
+            // Delimited by the close: the connection ends with this response.
+            keepAlive = false
+        }
         var fields = HTTPFields()
         fields.reserveCapacity(responseHead.headers.count)
         for (name, value) in responseHead.headers {
@@ -96,7 +101,7 @@ final class Exchange: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
             keepAlive = false
             pump?.cancel()
         }
-        if head.method == .HEAD || code == 204 || code == 304 || length == 0 {
+        if bodyless || length == 0 {
             phase = .collecting(response, ByteBuffer())
         } else if let length, length <= wholeBodyLimit {
             phase = .collecting(response, ByteBufferAllocator().buffer(capacity: length))
@@ -106,7 +111,16 @@ final class Exchange: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
             phase = .streaming(producer.source)
             var streamed = response
             streamed.body = .stream(StreamedBody(chunks: producer.sequence, length: length))
-            answer(.success(streamed))
+            if refusal {
+                answer(.success(streamed))
+            } else {
+                // Handed on at once even while the upload goes on: an upstream that answers as
+                // it reads (a full-duplex stream) would otherwise wait for a reader that waits
+                // for it. (The server never reads the client body itself, so the pump stays its
+                // only reader.)
+                answered = true
+                result.succeed(streamed)
+            }
         }
     }
 

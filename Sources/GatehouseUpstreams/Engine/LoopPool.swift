@@ -28,10 +28,13 @@ final class LoopPool: @unchecked Sendable {
         pool.start(exchange)
     }
 
-    /// Opens the channel for `connection`: TCP (an IP literal without a lookup), TLS for
-    /// `https` with SNI for names, then NIOHTTP1's client codec and the connection itself.
-    func connect(_ connection: UpstreamConnection) -> EventLoopFuture<any Channel> {
-        let origin = connection.origin
+    /// Opens a connection to `origin` for `pool`: TCP (an IP literal without a lookup), TLS for
+    /// `https` with SNI for names, then NIOHTTP1's client codec and an ``UpstreamConnection``.
+    ///
+    /// For a name, NIO tries its addresses one after another (Happy Eyeballs) and runs the
+    /// initializer once per attempt, so each attempt gets a handler of its own; the pool adopts
+    /// the one in the channel that won (the others, never adopted, report nothing).
+    func connect(_ origin: UpstreamOrigin, for pool: OriginPool) -> EventLoopFuture<UpstreamConnection> {
         var sslContext: NIOSSLContext?
         if origin.tls {
             switch tls {
@@ -40,6 +43,8 @@ final class LoopPool: @unchecked Sendable {
             case nil: return loop.makeFailedFuture(UpstreamError.invalidURL)
             }
         }
+        let counters = self.counters
+        let configuration = self.configuration
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -50,22 +55,31 @@ final class LoopPool: @unchecked Sendable {
                         try pipeline.addHandler(NIOSSLClientHandler(
                             context: sslContext, serverHostname: origin.isIPLiteral ? nil : origin.host))
                     }
-                    // The head is built from HTTPFields (validated when set) and a checked host.
+                    // The head is built from HTTPFields (validated when set) and a checked URL.
                     try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try pipeline.addHandler(connection)
+                    try pipeline.addHandler(UpstreamConnection(origin: origin, pool: pool, counters: counters, configuration: configuration))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
+        let connected: EventLoopFuture<any Channel>
         if origin.isIPLiteral, let address = try? SocketAddress(ipAddress: origin.host, port: origin.port) {
-            return bootstrap.connect(to: address)
+            connected = bootstrap.connect(to: address)
+        } else {
+            connected = bootstrap.connect(host: origin.host, port: origin.port)
         }
-        return bootstrap.connect(host: origin.host, port: origin.port)
+        return connected.flatMapThrowing { channel in
+            let connection = try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
+            connection.adopt()
+            return connection
+        }
     }
 
     func shutdown() {
         shuttingDown = true
         for pool in origins.values { pool.closeAll() }
+        // Origin pools refer back to this one; connections still closing keep theirs alive.
+        origins.removeAll()
     }
 }

@@ -6,7 +6,8 @@ import NIOCore
 final class OriginPool: @unchecked Sendable {
     let origin: UpstreamOrigin
     let loop: any EventLoop
-    private unowned let owner: LoopPool
+    // Strong (the loop pool drops its origins at shutdown, which ends the cycle).
+    private let owner: LoopPool
     private var idle: [UpstreamConnection] = []
     /// Open or connecting.
     private var total = 0
@@ -72,19 +73,18 @@ final class OriginPool: @unchecked Sendable {
     private func open(for exchange: Exchange) {
         total += 1
         owner.counters.openConnections += 1
-        let connection = UpstreamConnection(origin: origin, pool: self, counters: owner.counters, configuration: configuration)
-        owner.connect(connection).assumeIsolatedUnsafeUnchecked().whenComplete { result in
+        owner.connect(origin, for: self).assumeIsolatedUnsafeUnchecked().whenComplete { result in
             switch result {
-            case .success:
+            case .success(let connection):
                 self.owner.counters.connectionsOpened += 1
                 if exchange.isEnded || exchange.cancelled {
                     // The caller gave up while connecting: keep the connection for the next one.
+                    connection.becameIdle()
                     self.release(connection)
                 } else {
                     connection.run(exchange)
                 }
             case .failure(let error):
-                connection.connectFailed()
                 self.total -= 1
                 self.owner.counters.openConnections -= 1
                 if case ChannelError.connectTimeout = error {

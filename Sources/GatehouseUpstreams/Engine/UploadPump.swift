@@ -13,8 +13,10 @@ import NIOCore
 /// connection hops to `loop` first, where `running` and `pendingWrite` live.
 final class UploadPump: @unchecked Sendable {
     private let loop: any EventLoop
-    private unowned let connection: UpstreamConnection
-    private unowned let exchange: Exchange
+    // Strong: the pump can outlive the channel's hold on the connection by a hop; the cycle
+    // (exchange → pump → exchange, connection) ends when the pump stops (`uploadStopped`).
+    private let connection: UpstreamConnection
+    private let exchange: Exchange
     /// Until the pump stopped (touched on `loop` only).
     private(set) var running = true
     private var stopRequested = false

@@ -54,6 +54,9 @@ struct UpstreamAddress: Sendable {
         var target = Substring(rest)
         if let hash = target.firstIndex(of: "#") { target = target[..<hash] }
         if target.isEmpty || target.first == "?" { target = "/" + target }
+        // The target goes onto the request line as it is: nothing that could end it (space,
+        // CR, LF), no other control byte and nothing outside ASCII (it must be %-encoded).
+        guard target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
         origin = UpstreamOrigin(tls: tls, host: host.lowercased(), port: port)
         self.target = String(target)
     }

@@ -19,7 +19,8 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     typealias OutboundOut = HTTPClientRequestPart
 
     let origin: UpstreamOrigin
-    private unowned let pool: OriginPool
+    // Strong: a connection may close after its engine shut down, and still reports to its pool.
+    private let pool: OriginPool
     private let counters: EngineCounters
     private let configuration: EngineConfiguration
     private var context: ChannelHandlerContext?
@@ -30,6 +31,8 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     private var served = 0
     /// A read the pipeline asked for while the response's consumer was not ready.
     private var readHeld = false
+    /// Taken by the pool (the channel won its connect); only then are closes reported to it.
+    private var adopted = false
 
     init(origin: UpstreamOrigin, pool: OriginPool, counters: EngineCounters, configuration: EngineConfiguration) {
         self.origin = origin
@@ -120,7 +123,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
         guard self.exchange === exchange else { return }
         self.exchange = nil
         exchange.connection = nil
-        if reusable && isOpen && exchange.pump == nil {
+        if reusable && isOpen && exchange.pump == nil && context?.channel.isActive == true {
             armDeadline(configuration.idleTimeout)
             pool.release(self)
         } else {
@@ -133,6 +136,22 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         timer.onFire = { [weak self] in self?.timerFired() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context holds this handler: without this the pair would never be freed.
+        self.context = nil
+        timer.cancel()
+    }
+
+    /// The pool takes this connection (its channel won the connect).
+    func adopt() {
+        adopted = true
+    }
+
+    /// Pooled without having served a request (its caller gave up while it connected).
+    func becameIdle() {
+        armDeadline(configuration.idleTimeout)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -149,10 +168,10 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
                 abort(exchange, error)
                 return
             }
-            armDeadline(exchange.responseTimeout)
+            if isOpen { armDeadline(exchange.responseTimeout) }
         case .body(let part):
             exchange.receive(part)
-            armDeadline(exchange.responseTimeout)
+            if isOpen { armDeadline(exchange.responseTimeout) }
         case .end:
             let reusable = exchange.receiveEnd()
             if exchange.pump == nil {
@@ -190,14 +209,8 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
             exchange.connection = nil
             exchange.fail(UpstreamError.closed(ConnectionClosed()))
         }
-        if wasOpen { pool.closed(self) }
+        if wasOpen && adopted { pool.closed(self) }
         context.fireChannelInactive()
-    }
-
-    /// The connection never came up: nothing is reported to the pool, which already knows.
-    func connectFailed() {
-        isOpen = false
-        timer.cancel()
     }
 
     /// Closes the connection; the pool forgets it.
@@ -210,7 +223,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
             exchange.connection = nil
             exchange.fail(UpstreamError.closed(ConnectionClosed()))
         }
-        pool.closed(self)
+        if adopted { pool.closed(self) }
         context?.close(promise: nil)
     }
 
