@@ -10,20 +10,12 @@ public final class EchoingUpstream: @unchecked Sendable {
 
     public init() throws {
         (fd, port) = try RawHTTP.listenLoopback()
-        Thread { [self] in self.serve() }.start()
+        RawHTTP.acceptEach(fd) { [self] client in self.handle(client) }
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }
 
     public func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
-
-    private func serve() {
-        while true {
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else { return }
-            Thread { [self] in self.handle(client) }.start()
-        }
-    }
 
     private func handle(_ client: Int32) {
         defer { close(client) }

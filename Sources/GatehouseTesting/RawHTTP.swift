@@ -139,6 +139,18 @@ public enum RawHTTP {
         }
     }
 
+    /// Accepts connections on `fd` until it is closed, each served by `handle` on a thread of
+    /// its own (the raw test upstreams' accept loop).
+    public static func acceptEach(_ fd: Int32, _ handle: @escaping @Sendable (Int32) -> Void) {
+        Thread {
+            while true {
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else { return }
+                Thread { handle(client) }.start()
+            }
+        }.start()
+    }
+
     /// A listening TCP socket on 127.0.0.1 with a free port (for the raw test upstreams).
     public static func listenLoopback(backlog: Int32 = 64) throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -39,7 +39,7 @@ public final class RecordingUpstream: @unchecked Sendable {
     public init(answer: String = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok") throws {
         self.answer = answer
         (fd, port) = try RawHTTP.listenLoopback()
-        Thread { [self] in self.serve() }.start()
+        RawHTTP.acceptEach(fd) { [self] client in self.handle(client) }
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -61,14 +61,6 @@ public final class RecordingUpstream: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         return condition(received)
-    }
-
-    private func serve() {
-        while true {
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else { return }
-            Thread { [self] in self.handle(client) }.start()
-        }
     }
 
     private func handle(_ client: Int32) {

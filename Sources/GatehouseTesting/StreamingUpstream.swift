@@ -14,7 +14,7 @@ public final class StreamingUpstream: @unchecked Sendable {
     public init(bodyBytes: Int) throws {
         self.bodyBytes = bodyBytes
         (fd, port) = try RawHTTP.listenLoopback()
-        Thread { [self] in self.serve() }.start()
+        RawHTTP.acceptEach(fd) { [self] client in self.handle(client) }
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -22,14 +22,6 @@ public final class StreamingUpstream: @unchecked Sendable {
     public var bytesWritten: Int { lock.withLock { written } }
 
     public func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
-
-    private func serve() {
-        while true {
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else { return }
-            Thread { [self] in self.handle(client) }.start()
-        }
-    }
 
     private func handle(_ client: Int32) {
         defer { close(client) }

@@ -1,35 +1,29 @@
-import Foundation
-import GatehouseTesting
+@testable import Gatehouse
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import Testing
 
 /// Each request's task must run on its connection's event loop (where its Lua VM and its
-/// upstream connections live), not on Swift's global executor.
+/// upstream connections live), not on Swift's global executor. `GatewayConnection` starts
+/// every request task with the loop's `EventLoopTaskExecutor` as its preference; this checks
+/// that such a task is on the loop before and after a suspension, and that one without the
+/// preference is not (so the check can tell the two apart).
 @Suite struct LoopPinningTests {
-    /// A policy that waits (`http.fetch`) and answers which VM ran it before and after the
-    /// wait: the same VM (one per loop), and the upstream connection came from that loop's pool
-    /// (one connection per loop at most, however many requests).
-    @Test func aRequestRunsOnItsConnectionsLoopBeforeAndAfterAWait() async throws {
-        let fixture = try ConfigFixture(files: [
-            "config/routes.oas.json": ConfigFixture.routes([("GET", "/where", #"{ "handler": { "type": "lua", "module": "$import(./plugins/where)" } }"#)]),
-            "config/policies.json": #"{ "policies": [] }"#,
-            "plugins/where.lua": """
-            local vm = tostring({}) -- module-level: one value per VM
-            return function()
-              local before = vm
-              http.fetch(env.UPSTREAM_MAIN .. '/x')
-              return Response.json({ before = before, after = vm })
-            end
-            """,
-        ])
-        defer { fixture.remove() }
-        try await withGateway(fixture) { gateway, _, _ in
-            for _ in 0..<20 {
-                let r = try await send(gateway.baseURL + "/where")
-                #expect(r.status == 200, "\(r.body)")
-                #expect(r.json["before"] as? String == r.json["after"] as? String, "\(r.body)")
-            }
-            let stats = await gateway.server.upstreamStats()
-            #expect(stats.connectionsOpened <= 2, "one pooled connection per loop: \(stats)")
-        }
+    @Test func aTaskPreferringTheLoopsExecutorRunsOnTheLoopAcrossSuspensions() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loop = group.next()
+        let executors = EventLoopExecutors(group: group)
+        let pinned = try #require(executors.executor(for: loop))
+        let seen = NIOLockedValueBox<[Bool]>([])
+        await Task(executorPreference: pinned) {
+            seen.withLockedValue { $0.append(loop.inEventLoop) }
+            try? await Task.sleep(for: .milliseconds(5))
+            seen.withLockedValue { $0.append(loop.inEventLoop) }
+        }.value
+        #expect(seen.withLockedValue { $0 } == [true, true])
+        let unpinned = await Task { loop.inEventLoop }.value
+        #expect(unpinned == false)
+        try await group.shutdownGracefully()
     }
 }

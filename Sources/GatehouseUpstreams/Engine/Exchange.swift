@@ -111,16 +111,11 @@ final class Exchange: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
             phase = .streaming(producer.source)
             var streamed = response
             streamed.body = .stream(StreamedBody(chunks: producer.sequence, length: length))
-            if refusal {
-                answer(.success(streamed))
-            } else {
-                // Handed on at once even while the upload goes on: an upstream that answers as
-                // it reads (a full-duplex stream) would otherwise wait for a reader that waits
-                // for it. (The server never reads the client body itself, so the pump stays its
-                // only reader.)
-                answered = true
-                result.succeed(streamed)
-            }
+            // A streamed success goes on at once even while the upload goes on: an upstream that
+            // answers as it reads (a full-duplex stream) would otherwise wait for a reader that
+            // waits for it. (The server never reads the client body itself, so the pump stays
+            // its only reader.)
+            answer(.success(streamed), afterUpload: refusal)
         }
     }
 
@@ -183,10 +178,11 @@ final class Exchange: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
         }
     }
 
-    /// Hands on the answer: at once, or after the upload stopped (see `heldAnswer`).
-    private func answer(_ outcome: Result<UpstreamClient.Response, any Error>) {
+    /// Hands on the answer: at once, or (`afterUpload`) after the upload stopped (see
+    /// `heldAnswer`).
+    private func answer(_ outcome: Result<UpstreamClient.Response, any Error>, afterUpload: Bool = true) {
         guard !answered else { return }
-        if let pump, pump.running {
+        if afterUpload, let pump, pump.running {
             guard heldAnswer == nil else { return }
             heldAnswer = outcome
             // A failure or refusal does not wait for the rest of an unwanted upload.

@@ -201,20 +201,20 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let wasOpen = isOpen
-        isOpen = false
-        timer.cancel()
-        if let exchange {
-            self.exchange = nil
-            exchange.connection = nil
-            exchange.fail(UpstreamError.closed(ConnectionClosed()))
-        }
-        if wasOpen && adopted { pool.closed(self) }
+        markClosed()
         context.fireChannelInactive()
     }
 
     /// Closes the connection; the pool forgets it.
     func close() {
+        guard isOpen else { return }
+        markClosed()
+        context?.close(promise: nil)
+    }
+
+    /// The one place a connection stops being open: its exchange fails, its deadline goes,
+    /// and the pool (if it adopted it) forgets it, exactly once.
+    private func markClosed() {
         guard isOpen else { return }
         isOpen = false
         timer.cancel()
@@ -224,7 +224,6 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
             exchange.fail(UpstreamError.closed(ConnectionClosed()))
         }
         if adopted { pool.closed(self) }
-        context?.close(promise: nil)
     }
 
     // MARK: Deadlines
