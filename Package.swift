@@ -156,7 +156,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseUpstreamsTests",
-            dependencies: ["GatehouseUpstreams", "GatehouseCore", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: [
+                "GatehouseUpstreams", "GatehouseCore", .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseTests",

@@ -37,7 +37,8 @@ struct GatewayResponder: Sendable {
     /// so the VM calls and the upstream call below need no hop. Returns the final answer with
     /// the request id stamped on it.
     func respond(to request: Incoming) async -> ResponseState {
-        let snapshot = store.current
+        let served = store.served
+        let snapshot = served.snapshot
         let settings = snapshot.config.settings
         let idHeader = settings.requestIdHeader
         let requestId = request.head.headerFields[idHeader].flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? RequestID.next()
@@ -100,7 +101,7 @@ struct GatewayResponder: Sendable {
                 params: params, route: route)
             state.pathSegments = segments
             let runtime = snapshot.runtime(for: request.loop)
-            let result = await pipeline.handle(state, route: index, snapshot: snapshot, runtime: runtime)
+            let result = await pipeline.handle(state, route: index, snapshot: snapshot, groups: served.groups, runtime: runtime)
             await runtime.finish(state)
             if Task.isCancelled && request.shutdown.isForcing {
                 // Shutdown's grace period ran out while this request was in flight.

@@ -18,6 +18,8 @@ public final class GatewayServer: Sendable {
     let environment: [String: String]?
     /// Caches, loaders and the fetch client: one set per server, kept across reloads.
     let services: RuntimeServices
+    /// Target state of the upstream groups, kept across reloads.
+    let groups: UpstreamGroups
 
     /// Loads the first generation; nothing is served if it does not validate.
     public static func load(
@@ -43,17 +45,19 @@ public final class GatewayServer: Sendable {
             throw error
         }
         for warning in snapshot.config.warnings { logger.warning("\(warning)") }
+        let groups = UpstreamGroups(client: upstream, logger: logger)
         return GatewayServer(
-            snapshot: snapshot, configDirectory: configDirectory, pluginDirectories: pluginDirectories,
+            snapshot: snapshot, groups: groups, configDirectory: configDirectory, pluginDirectories: pluginDirectories,
             eventLoopGroup: eventLoopGroup, logger: logger, environment: environment, upstream: upstream, services: services)
     }
 
     private init(
-        snapshot: Snapshot, configDirectory: String, pluginDirectories: [String], eventLoopGroup: any EventLoopGroup,
+        snapshot: Snapshot, groups: UpstreamGroups, configDirectory: String, pluginDirectories: [String], eventLoopGroup: any EventLoopGroup,
         logger: Logger, environment: [String: String]?, upstream: UpstreamClient, services: RuntimeServices
     ) {
         self.environment = environment
-        self.store = SnapshotStore(snapshot)
+        self.groups = groups
+        self.store = SnapshotStore(snapshot, groups: groups.install(snapshot.config.upstreams, settings: snapshot.config.settings))
         self.configDirectory = configDirectory
         self.pluginDirectories = pluginDirectories
         self.eventLoopGroup = eventLoopGroup
@@ -77,6 +81,7 @@ public final class GatewayServer: Sendable {
 
     /// Closes upstream connections; call after the server stopped.
     public func shutdown() async {
+        groups.shutdown()
         await upstream.shutdown()
     }
 }

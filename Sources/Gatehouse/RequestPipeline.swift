@@ -11,13 +11,13 @@ struct RequestPipeline: Sendable {
     let logger: Logger
 
     /// Policies and handler for a matched request.
-    func handle(_ state: RequestState, route index: Int, snapshot: Snapshot, runtime: PolicyRuntime) async -> ResponseState {
+    func handle(_ state: RequestState, route index: Int, snapshot: Snapshot, groups: UpstreamGroupSet, runtime: PolicyRuntime) async -> ResponseState {
         if case .respond(let response) = await snapshot.runInbound(route: index, state: state, runtime: runtime) {
             return response
         }
         var response: ResponseState
         do {
-            response = try await runHandler(state, route: index, snapshot: snapshot, runtime: runtime)
+            response = try await runHandler(state, route: index, snapshot: snapshot, groups: groups, runtime: runtime)
         } catch {
             if error.status == .internalServerError {
                 logger.error("handler failed: \(error.detail ?? error.title)", metadata: ["request-id": .string(state.requestId), "route": .string(state.route.label)])
@@ -30,7 +30,9 @@ struct RequestPipeline: Sendable {
         return response
     }
 
-    private func runHandler(_ state: RequestState, route index: Int, snapshot: Snapshot, runtime: PolicyRuntime) async throws(Problem) -> ResponseState {
+    private func runHandler(
+        _ state: RequestState, route index: Int, snapshot: Snapshot, groups: UpstreamGroupSet, runtime: PolicyRuntime
+    ) async throws(Problem) -> ResponseState {
         switch state.route.handler {
         case .staticResponse(let status, let headers, let body):
             var fields = HTTPFields()
@@ -53,6 +55,54 @@ struct RequestPipeline: Sendable {
                 greedySegments: state.route.template.greedySegments(of: state.pathSegments))
             let url = try pattern.render(inputs)
             return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
+        case .upstreamGroup(let configured, let forwardSearch, let preserveHost):
+            return try await forwardToGroup(state, configured: configured, forwardSearch: forwardSearch, preserveHost: preserveHost,
+                                            snapshot: snapshot, groups: groups, runtime: runtime)
+        }
+    }
+
+    /// The `upstream-group` handler: the group a policy named (`context.custom.upstream`), the
+    /// route's, or the one the path-routing table gives with the path it gives.
+    private func forwardToGroup(
+        _ state: RequestState, configured: String?, forwardSearch: Bool, preserveHost: Bool, snapshot: Snapshot, groups: UpstreamGroupSet,
+        runtime: PolicyRuntime
+    ) async throws(Problem) -> ResponseState {
+        var name = configured
+        var path = state.path
+        if configured == nil, let resolved = snapshot.config.upstreams.pathRoutes.resolve(path: state.path) {
+            name = resolved.group
+            path = resolved.path
+        }
+        // A policy's choice wins over the route's and the table's group (the path stays).
+        let chosen = await runtime.customValues(["upstream"], state: state)["upstream"]
+        if let chosen { name = chosen }
+        guard let name else {
+            throw Problem(status: .notFound, type: Problem.Kind.routeNotFound, detail: "No upstream route matches \(state.path).")
+        }
+        guard let group = groups[name] else {
+            logger.error("a policy named an unknown upstream group", metadata: ["request-id": .string(state.requestId), "group": .string(name)])
+            throw Problem(status: .internalServerError, type: Problem.Kind.configuration, detail: "The request names an upstream group that does not exist.")
+        }
+        // Seed 004: the query goes on byte for byte, and the matched route has been replaced in
+        // the path: a dot segment can only come from a policy's path, and is never sent.
+        if PathCoding.hasDotSegment(inURL: "http://h" + path) { throw RewritePattern.dotSegment }
+        let hashKey = await hashKey(for: group, state: state, runtime: runtime)
+        let (answer, sentBody) = try await upstream.forward(
+            group: group, path: path, query: forwardSearch ? state.query : nil, method: state.method, headers: state.headers, body: state.body,
+            client: ClientInfo(address: state.clientAddress, scheme: state.scheme, authority: state.authority),
+            preserveHost: preserveHost, hashKey: hashKey, requestId: state.requestId, logger: logger)
+        state.body = sentBody
+        return ResponseState(status: answer.status, headers: answer.headers, body: answer.body)
+    }
+
+    /// What a consistent-hash group hashes for this request (nil: round robin for it).
+    private func hashKey(for group: UpstreamGroup, state: RequestState, runtime: PolicyRuntime) async -> String? {
+        guard case .consistentHash(let key) = group.config.loadBalancing else { return nil }
+        switch key {
+        case .header(let name): return state.headers[name]
+        case .consumer: return state.user?["sub"]?.stringValue
+        case .clientAddress: return state.clientAddress
+        case .custom(let name): return await runtime.customValues([name], state: state)[name]
         }
     }
 

@@ -29,28 +29,13 @@ extension UpstreamForwarding {
         url: String, method: HTTPRequest.Method, headers: HTTPFields, body: MessageBody, client: ClientInfo,
         preserveHost: Bool, requestId: String, logger: Logger
     ) async throws(Problem) -> (response: UpstreamClient.Response, sentBody: MessageBody) {
-        var headers = headers
-        if let address = client.address {
-            let prior = headers[values: .xForwardedFor].joined(separator: ", ")
-            headers[.xForwardedFor] = prior.isEmpty ? address : prior + ", " + address
-        }
-        headers[.xForwardedProto] = client.scheme
-        if let authority = client.authority {
-            headers[.xForwardedHost] = authority
-            if preserveHost && headers[.host] == nil { headers[.host] = authority }
-        }
+        let headers = ProxyRules.proxyHeaders(headers, client: client, preserveHost: preserveHost)
         let body = try await ProxyRules.bufferedIfSmall(body)
         let outgoing = UpstreamClient.Request(url: url, method: method, headers: headers, body: body)
         do {
             return (try await send(outgoing, logger: logger), body)
         } catch {
-            // Nothing has reached the client yet. Retry once when that is safe: an idempotent
-            // method, a body that can be sent again, and a failure before the upstream answered
-            // (not a timeout, where the upstream may have acted on the request).
-            guard ProxyRules.idempotent.contains(method), ProxyRules.replayable(body), error.type == Problem.Kind.upstreamUnavailable,
-                  !Task.isCancelled else {
-                throw error
-            }
+            guard ProxyRules.mayRetry(method: method, body: body, after: error) else { throw error }
             logger.info("retrying an idempotent request once after an upstream failure", metadata: ["request-id": .string(requestId)])
             return (try await send(outgoing, logger: logger), body)
         }
@@ -77,6 +62,35 @@ public enum ProxyRules {
     }
 
     static let idempotent: Set<HTTPRequest.Method> = [.get, .head, .options, .put, .delete, .trace]
+
+    /// `X-Forwarded-For/Proto/Host` set, and `Host` kept with `preserveHost`.
+    static func proxyHeaders(_ headers: HTTPFields, client: ClientInfo, preserveHost: Bool) -> HTTPFields {
+        var headers = headers
+        if let address = client.address {
+            let prior = headers[values: .xForwardedFor].joined(separator: ", ")
+            headers[.xForwardedFor] = prior.isEmpty ? address : prior + ", " + address
+        }
+        headers[.xForwardedProto] = client.scheme
+        if let authority = client.authority {
+            headers[.xForwardedHost] = authority
+            if preserveHost && headers[.host] == nil { headers[.host] = authority }
+        }
+        return headers
+    }
+
+    /// Nothing has reached the client yet: a retry is safe for an idempotent method, a body
+    /// that can be sent again, and a failure before the upstream answered (not a timeout, where
+    /// the upstream may have acted on the request), unless the caller is gone.
+    static func mayRetry(method: HTTPRequest.Method, body: MessageBody, after error: Problem) -> Bool {
+        idempotent.contains(method) && replayable(body) && error.type == Problem.Kind.upstreamUnavailable && !Task.isCancelled
+    }
+
+    /// Whether a failed exchange says something about the upstream (and not about the
+    /// client, whose body was too large or broke off).
+    static func upstreamFault(_ error: Problem) -> Bool {
+        error.type == Problem.Kind.upstreamUnavailable || error.type == Problem.Kind.upstreamTimeout
+            || error.type == Problem.Kind.upstreamInvalidResponse
+    }
 
     static func replayable(_ body: MessageBody) -> Bool {
         if case .stream = body { return false }

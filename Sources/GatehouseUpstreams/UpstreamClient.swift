@@ -28,12 +28,21 @@ public final class UpstreamClient: UpstreamForwarding {
         public var method: HTTPRequest.Method
         public var headers: HTTPFields
         public var body: MessageBody
+        /// Overrides the engine's connect timeout for a connection this request opens.
+        public var connectTimeout: TimeAmount?
+        /// Overrides the engine's response timeout (head, and silence while the body streams).
+        public var responseTimeout: TimeAmount?
 
-        public init(url: String, method: HTTPRequest.Method, headers: HTTPFields, body: MessageBody) {
+        public init(
+            url: String, method: HTTPRequest.Method, headers: HTTPFields, body: MessageBody,
+            connectTimeout: TimeAmount? = nil, responseTimeout: TimeAmount? = nil
+        ) {
             self.url = url
             self.method = method
             self.headers = headers
             self.body = body
+            self.connectTimeout = connectTimeout
+            self.responseTimeout = responseTimeout
         }
     }
 

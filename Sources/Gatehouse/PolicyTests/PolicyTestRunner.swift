@@ -143,7 +143,10 @@ public enum PolicyTestRunner {
                 return (.object(["outcome": "no-route", "error": .string("no route matches \(method.rawValue) \(path)")]), state)
             }
             let stub = StubUpstream(answer: testCase.upstream)
-            let response = await RequestPipeline(upstream: stub, logger: logger).handle(state, route: routeIndex, snapshot: snapshot, runtime: runtime)
+            // Fresh groups (every breaker closed, no active checks): the stub answers for every target.
+            let groups = UpstreamGroups(client: nil, logger: logger).install(snapshot.config.upstreams, settings: snapshot.config.settings)
+            let response = await RequestPipeline(upstream: stub, logger: logger)
+                .handle(state, route: routeIndex, snapshot: snapshot, groups: groups, runtime: runtime)
             result["outcome"] = "respond"
             result["response"] = describe(response)
             if let sent = stub.request {

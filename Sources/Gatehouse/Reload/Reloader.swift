@@ -1,5 +1,6 @@
 public import Foundation
 public import GatehousePolicies
+import GatehouseUpstreams
 import Logging
 import NIOCore
 
@@ -23,6 +24,7 @@ public actor Reloader {
     let logger: Logger
     let environment: [String: String]?
     let services: RuntimeServices
+    let groups: UpstreamGroups
     public private(set) var status: ReloadStatus
     /// Requests waiting for the next load, with the reasons they gave.
     private var waiting: [(reason: String, continuation: CheckedContinuation<Result<Int, SnapshotError>, Never>)] = []
@@ -36,6 +38,7 @@ public actor Reloader {
         self.logger = server.logger
         self.environment = server.environment
         self.services = server.services
+        self.groups = server.groups
         let current = server.store.current
         self.status = ReloadStatus(generation: current.generation, loadedAt: current.loadedAt, reloads: 0, lastError: nil)
     }
@@ -74,7 +77,7 @@ public actor Reloader {
             let snapshot = try await Snapshot.load(
                 configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: loops,
                 generation: next, logger: logger, environment: environment, services: services)
-            store.publish(snapshot)
+            store.publish(snapshot, groups: groups.install(snapshot.config.upstreams, settings: snapshot.config.settings))
             status = ReloadStatus(generation: next, loadedAt: snapshot.loadedAt, reloads: status.reloads + 1, lastError: nil)
             logger.info("reloaded configuration", metadata: [
                 "generation": .stringConvertible(next), "reason": .string(reason),

@@ -7,6 +7,8 @@ public struct GatewayConfig: Sendable {
     public var policies: [String: PolicyConfig]
     public var consumers: [ConsumerConfig]
     public var settings: GatewaySettings
+    /// Upstream groups and the path-routing table (`upstreams.json`; empty without it).
+    public var upstreams: UpstreamsConfig
     public var environment: ConfigEnvironment
     /// Non-fatal findings (e.g. a policy no route uses).
     public var warnings: [ConfigError]
@@ -15,6 +17,7 @@ public struct GatewayConfig: Sendable {
     public static let policiesFile = "policies.json"
     public static let consumersFile = "consumers.json"
     public static let settingsFile = "gatehouse.json"
+    public static let upstreamsFile = "upstreams.json"
 
     /// Loads and validates `directory`; throws every problem found, each with file and pointer.
     public static func load(directory: String, processEnvironment: [String: String]? = nil) throws(ConfigErrors) -> GatewayConfig {
@@ -42,8 +45,13 @@ struct ConfigLoader {
 
     mutating func load() throws(ConfigErrors) -> GatewayConfig {
         let settings = loadSettings()
-        let policies = loadPolicies()
-        let routes = loadRoutes(policies: policies)
+        let upstreams = loadUpstreams()
+        // `upstreams.json` with path routes is a complete gateway on its own: without
+        // `routes.oas.json` every request is routed by its table.
+        let standalone = !upstreams.pathRoutes.isEmpty && !fileExists(GatewayConfig.routesFile)
+        let policies = loadPolicies(required: !standalone)
+        let routes = standalone ? Self.tableRoutes(location: ConfigError(file: directory + "/" + GatewayConfig.upstreamsFile, message: ""))
+            : loadRoutes(policies: policies, upstreams: upstreams)
         let consumers = loadConsumers()
         if errors.isEmpty {
             let used = Set(routes.flatMap { $0.inbound + $0.outbound })
@@ -54,10 +62,27 @@ struct ConfigLoader {
             }
         }
         guard errors.isEmpty else { throw ConfigErrors(errors) }
-        return GatewayConfig(routes: routes, policies: policies, consumers: consumers, settings: settings, environment: environment, warnings: warnings)
+        return GatewayConfig(
+            routes: routes, policies: policies, consumers: consumers, settings: settings, upstreams: upstreams, environment: environment,
+            warnings: warnings)
     }
 
-    private mutating func document(_ name: String, required: Bool) -> ConfigNode? {
+    func fileExists(_ name: String) -> Bool {
+        FileManager.default.fileExists(atPath: directory + "/" + name)
+    }
+
+    /// The routes of a gateway configured by `upstreams.json` alone: every method on every
+    /// path (TRACE is not forwarded), answered through the path-routing table.
+    static func tableRoutes(location: ConfigError) -> [RouteConfig] {
+        let template = try! RouteTemplate("/{+path}")
+        return httpMethods.values.filter { $0 != .trace }.sorted { $0.rawValue < $1.rawValue }.map { method in
+            RouteConfig(
+                template: template, method: method, operationId: nil,
+                handler: .upstreamGroup(group: nil, forwardSearch: true, preserveHost: false), inbound: [], outbound: [], location: location)
+        }
+    }
+
+    mutating func document(_ name: String, required: Bool) -> ConfigNode? {
         let path = directory + "/" + name
         guard FileManager.default.fileExists(atPath: path) else {
             if required { errors.append(ConfigError(file: path, message: "file not found")) }
@@ -76,7 +101,7 @@ struct ConfigLoader {
     }
 
     /// Records a failed step's error instead of propagating it, so one load reports them all.
-    private mutating func record<T>(_ result: Result<T, ConfigError>) -> T? {
+    mutating func record<T>(_ result: Result<T, ConfigError>) -> T? {
         switch result {
         case .success(let value): return value
         case .failure(let error):
@@ -127,7 +152,7 @@ struct ConfigLoader {
         return settings
     }
 
-    private func positive(_ node: ConfigNode) throws(ConfigError) -> Int {
+    func positive(_ node: ConfigNode) throws(ConfigError) -> Int {
         let v = try node.int()
         guard v > 0 else { throw node.error("must be greater than 0") }
         return v
@@ -135,9 +160,9 @@ struct ConfigLoader {
 
     // MARK: policies.json
 
-    private mutating func loadPolicies() -> [String: PolicyConfig] {
+    private mutating func loadPolicies(required: Bool) -> [String: PolicyConfig] {
         var out: [String: PolicyConfig] = [:]
-        guard let root = document(GatewayConfig.policiesFile, required: true) else { return out }
+        guard let root = document(GatewayConfig.policiesFile, required: required) else { return out }
         guard let list = record(Result { () throws(ConfigError) in try root.requiredMember("policies").elements() }) else { return out }
         for node in list {
             guard let policy = record(Result { () throws(ConfigError) in try policy(node) }) else { continue }
@@ -195,7 +220,7 @@ struct ConfigLoader {
 
     // MARK: routes.oas.json
 
-    private mutating func loadRoutes(policies: [String: PolicyConfig]) -> [RouteConfig] {
+    private mutating func loadRoutes(policies: [String: PolicyConfig], upstreams: UpstreamsConfig) -> [RouteConfig] {
         var routes: [RouteConfig] = []
         guard let root = document(GatewayConfig.routesFile, required: true) else { return routes }
         guard let paths = record(Result { () throws(ConfigError) in try root.requiredMember("paths").members() }) else { return routes }
@@ -210,7 +235,7 @@ struct ConfigLoader {
             guard let operations = record(Result { () throws(ConfigError) in try item.members() }) else { continue }
             for (key, operation) in operations {
                 guard let method = httpMethods[key] else { continue } // summary, parameters, x-*, ...
-                if let route = record(Result { () throws(ConfigError) in try route(template: template, method: method, operation: operation, policies: policies) }) {
+                if let route = record(Result { () throws(ConfigError) in try route(template: template, method: method, operation: operation, policies: policies, upstreams: upstreams) }) {
                     routes.append(route)
                 }
             }
@@ -219,9 +244,11 @@ struct ConfigLoader {
         return routes
     }
 
-    private func route(template: RouteTemplate, method: HTTPRequest.Method, operation: ConfigNode, policies: [String: PolicyConfig]) throws(ConfigError) -> RouteConfig {
+    private func route(
+        template: RouteTemplate, method: HTTPRequest.Method, operation: ConfigNode, policies: [String: PolicyConfig], upstreams: UpstreamsConfig
+    ) throws(ConfigError) -> RouteConfig {
         let ext = try operation.requiredMember("x-gatehouse-route")
-        let handler = try handlerConfig(try ext.requiredMember("handler"), template: template)
+        let handler = try handlerConfig(try ext.requiredMember("handler"), template: template, upstreams: upstreams)
         var inbound: [String] = [], outbound: [String] = []
         if let p = try ext.member("policies") {
             for (key, list) in try p.members() {
@@ -253,7 +280,7 @@ struct ConfigLoader {
         return names
     }
 
-    private func handlerConfig(_ node: ConfigNode, template: RouteTemplate) throws(ConfigError) -> HandlerConfig {
+    private func handlerConfig(_ node: ConfigNode, template: RouteTemplate, upstreams: UpstreamsConfig) throws(ConfigError) -> HandlerConfig {
         let typeNode = try node.requiredMember("type")
         let type = try typeNode.string()
         let options = try node.member("options")
@@ -303,13 +330,25 @@ struct ConfigLoader {
                 }
             }
             return .staticResponse(status: status, headers: headers, body: body)
+        case "upstream-group":
+            if let groupNode = try option("group") {
+                let name = try groupNode.string()
+                guard upstreams.group(named: name) != nil else {
+                    throw groupNode.error("unknown upstream group '\(name)' (not in \(GatewayConfig.upstreamsFile))")
+                }
+                return .upstreamGroup(group: name, forwardSearch: forwardSearch, preserveHost: preserveHost)
+            }
+            guard !upstreams.pathRoutes.isEmpty else {
+                throw node.error("handler 'upstream-group' needs options.group, or coreGroups routes / cores in \(GatewayConfig.upstreamsFile) to route by")
+            }
+            return .upstreamGroup(group: nil, forwardSearch: forwardSearch, preserveHost: preserveHost)
         case "lua":
             let moduleNode = try node.requiredMember("module")
             let text = try moduleNode.string()
             guard let module = ModuleReference.parse(text) else { throw moduleNode.error("expected $import(./plugins/<name>), found '\(text)'") }
             return .lua(module: module, export: try node.member("export")?.string() ?? "default", options: try options?.json() ?? .object([:]))
         default:
-            throw typeNode.error("unknown handler type '\(type)' (known: url-rewrite, url-forward, static, lua)")
+            throw typeNode.error("unknown handler type '\(type)' (known: url-rewrite, url-forward, upstream-group, static, lua)")
         }
     }
 

@@ -41,6 +41,10 @@ public enum HandlerConfig: Sendable {
     case urlRewrite(pattern: RewritePattern, forwardSearch: Bool, preserveHost: Bool)
     /// Forwards to `baseUrl` + the incoming path and query.
     case urlForward(baseUrl: String, forwardSearch: Bool, preserveHost: Bool)
+    /// Forwards to a target of an upstream group: `group`'s, with the request path as
+    /// `url-forward` does; or, without one, the group and path the path-routing table of
+    /// `upstreams.json` gives (a policy may name the group in `context.custom.upstream`).
+    case upstreamGroup(group: String?, forwardSearch: Bool, preserveHost: Bool)
     /// A fixed response, for mocks and health checks.
     case staticResponse(status: Int, headers: [(String, String)], body: String)
     /// A Lua module function that returns the response.

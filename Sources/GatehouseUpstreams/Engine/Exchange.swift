@@ -16,6 +16,8 @@ final class Exchange: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
     let head: HTTPRequestHead
     let body: MessageBody
     let responseTimeout: TimeAmount
+    /// For a connection opened for this exchange.
+    let connectTimeout: TimeAmount
     /// Completed once: with the response (its body still streaming unless it was small), or
     /// with the failure.
     let result: EventLoopPromise<UpstreamClient.Response>
@@ -49,8 +51,9 @@ final class Exchange: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
 
     init(
         loop: any EventLoop, origin: UpstreamOrigin, head: HTTPRequestHead, body: MessageBody,
-        responseTimeout: TimeAmount, wholeBodyLimit: Int
+        responseTimeout: TimeAmount, connectTimeout: TimeAmount, wholeBodyLimit: Int
     ) {
+        self.connectTimeout = connectTimeout
         self.loop = loop
         self.origin = origin
         self.head = head

@@ -34,7 +34,7 @@ final class LoopPool: @unchecked Sendable {
     /// For a name, NIO tries its addresses one after another (Happy Eyeballs) and runs the
     /// initializer once per attempt, so each attempt gets a handler of its own; the pool adopts
     /// the one in the channel that won (the others, never adopted, report nothing).
-    func connect(_ origin: UpstreamOrigin, for pool: OriginPool) -> EventLoopFuture<UpstreamConnection> {
+    func connect(_ origin: UpstreamOrigin, for pool: OriginPool, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         var sslContext: NIOSSLContext?
         if origin.tls {
             switch tls {
@@ -46,7 +46,7 @@ final class LoopPool: @unchecked Sendable {
         let counters = self.counters
         let configuration = self.configuration
         let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(configuration.connectTimeout)
+            .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [sslContext] channel in
                 do {

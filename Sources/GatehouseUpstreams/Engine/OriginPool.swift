@@ -73,7 +73,7 @@ final class OriginPool: @unchecked Sendable {
     private func open(for exchange: Exchange) {
         total += 1
         owner.counters.openConnections += 1
-        owner.connect(origin, for: self).assumeIsolatedUnsafeUnchecked().whenComplete { result in
+        owner.connect(origin, for: self, timeout: exchange.connectTimeout).assumeIsolatedUnsafeUnchecked().whenComplete { result in
             switch result {
             case .success(let connection):
                 self.owner.counters.connectionsOpened += 1

@@ -40,14 +40,16 @@ public final class UpstreamEngine: Sendable {
     /// Sends `request` and returns once the response head arrived (with the body when it was
     /// small, streaming otherwise).
     ///
-    /// - Parameter responseTimeout: overrides the configured response timeout for this call.
+    /// - Parameter responseTimeout: overrides the configured response timeout (and the
+    ///   request's own) for this call.
     func execute(_ request: UpstreamClient.Request, responseTimeout: TimeAmount? = nil) async throws -> UpstreamClient.Response {
         guard let address = UpstreamAddress(request.url) else { throw UpstreamError.invalidURL }
         let loop = group.any()
         guard let pool = pools[ObjectIdentifier(loop)] else { throw UpstreamError.shuttingDown }
         let exchange = Exchange(
             loop: loop, origin: address.origin, head: Self.head(for: request, address: address), body: request.body,
-            responseTimeout: responseTimeout ?? configuration.responseTimeout, wholeBodyLimit: configuration.wholeBodyLimit)
+            responseTimeout: responseTimeout ?? request.responseTimeout ?? configuration.responseTimeout,
+            connectTimeout: request.connectTimeout ?? configuration.connectTimeout, wholeBodyLimit: configuration.wholeBodyLimit)
         if loop.inEventLoop {
             pool.start(exchange)
         } else {

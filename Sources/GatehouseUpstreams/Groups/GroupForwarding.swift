@@ -1,0 +1,47 @@
+public import GatehouseCore
+public import HTTPTypes
+public import Logging
+import NIOCore
+
+extension UpstreamForwarding {
+    /// Forwards to a target of `group`, by the same proxy rules as
+    /// ``forward(url:method:headers:body:client:preserveHost:requestId:logger:)``, and tells the
+    /// target's breaker how it went.
+    ///
+    /// `path` (and `query`, byte for byte) is joined onto the chosen target's URL. A request
+    /// that failed before the upstream answered is retried once when that is safe (idempotent,
+    /// body replayable, not a timeout, not cancelled): on another available target, or the
+    /// same one when it is the only one. No available target: 503 naming the group.
+    public func forward(
+        group: UpstreamGroup, path: String, query: String?, method: HTTPRequest.Method, headers: HTTPFields, body: MessageBody,
+        client: ClientInfo, preserveHost: Bool, hashKey: String?, requestId: String, logger: Logger
+    ) async throws(Problem) -> (response: UpstreamClient.Response, sentBody: MessageBody) {
+        let headers = ProxyRules.proxyHeaders(headers, client: client, preserveHost: preserveHost)
+        let body = try await ProxyRules.bufferedIfSmall(body)
+        let connectTimeout = group.config.connectTimeoutMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
+        let responseTimeout = group.config.responseTimeoutMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
+        var tried: Set<Int> = []
+        while true {
+            guard let lease = group.acquire(excluding: tried, hashKey: hashKey) ?? (tried.isEmpty ? nil : group.acquire(hashKey: hashKey)) else {
+                throw group.unavailableProblem()
+            }
+            var url = PathJoin.join(lease.url, path)
+            if let query { url += "?" + query }
+            let outgoing = UpstreamClient.Request(
+                url: url, method: method, headers: headers, body: body, connectTimeout: connectTimeout, responseTimeout: responseTimeout)
+            do {
+                let response = try await send(outgoing, logger: logger)
+                lease.finish(group.config.failureStatuses.contains(response.status.code) ? .failure : .success)
+                return (response, body)
+            } catch {
+                let countsAgainstTarget = !Task.isCancelled && ProxyRules.upstreamFault(error)
+                lease.finish(countsAgainstTarget ? .failure : .neutral)
+                guard tried.isEmpty, ProxyRules.mayRetry(method: method, body: body, after: error) else { throw error }
+                tried.insert(lease.target)
+                logger.info("retrying an idempotent request once after an upstream failure", metadata: [
+                    "request-id": .string(requestId), "group": .string(group.name),
+                ])
+            }
+        }
+    }
+}
