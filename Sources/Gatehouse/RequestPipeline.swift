@@ -72,6 +72,12 @@ struct RequestPipeline: Sendable {
         if configured == nil, let resolved = snapshot.config.upstreams.pathRoutes.resolve(path: state.path) {
             name = resolved.group
             path = resolved.path
+            if let transform = resolved.pendingTransform {
+                switch await snapshot.runPathTransform(module: transform.module, export: transform.export, path: path, state: state, runtime: runtime) {
+                case .path(let transformed): path = PathJoin.join(transform.prefix, transformed)
+                case .answer(let answer): return answer
+                }
+            }
         }
         // A policy's choice wins over the route's and the table's group (the path stays).
         let chosen = await runtime.customValues(["upstream"], state: state)["upstream"]

@@ -128,8 +128,13 @@ import Testing
         #expect(e.contains { $0.line == 4 && $0.message.contains("duplicate cores pathPrefix 'x'") })
     }
 
-    @Test func aLuaTransformIsRefusedClearly() {
-        let e = errors(#"{ "coreGroups": [ { "coreName": "a", "baseUrl": "http://h", "routes": [ { "name": "r", "routeByPath": { "v": { "pathPrefix": "/", "transformPath": { "module": "$import(./plugins/t)" } } } } ] } ] }"#)
-        #expect(e.contains { $0.message.contains("not supported yet") })
+    @Test func aLuaTransformNamesAModuleAndExport() throws {
+        let config = try load(["upstreams.json": #"{ "coreGroups": [ { "coreName": "a", "baseUrl": "http://h", "routes": [ { "name": "r", "routeByPath": { "v": { "pathPrefix": "/p/", "transformPath": { "module": "$import(./plugins/t)", "export": "strip" } } } } ] } ] }"#])
+        let transforms = config.upstreams.pathRoutes.luaTransforms
+        #expect(transforms.count == 1 && transforms[0].module.name == "t" && transforms[0].export == "strip")
+        let r = try #require(config.upstreams.pathRoutes.resolve(path: "/r/v/1"))
+        #expect(r.path == "/v/1" && r.pendingTransform?.prefix == "/p/")
+        let e = errors(#"{ "coreGroups": [ { "coreName": "a", "baseUrl": "http://h", "routes": [ { "name": "r", "routeByPath": { "v": { "pathPrefix": "/", "transformPath": { "script": "x" } } } } ] } ] }"#)
+        #expect(e.contains { $0.message.contains("transformPath is") })
     }
 }

@@ -73,6 +73,87 @@ import Testing
     static let acme = "sk_acme_7Hq2Lw9Xp4Rt", wayne = "sk_wayne_3Vb8Nm1Kc6Zd", stark = "sk_stark_5Tg0Yj2Ue8Fs"
     static let umbrella = "sk_umbrella_9Pl4Qa7Ws1Ed", anonymous = "sk_anon_2Rf6Tg8Yh0Uj"
 
+    /// `examples/proxy-routing/<variant>`: upstreams.json alone, its demo backends started here.
+    func withProxyRoutingExample(
+        _ variant: String, upstreams: [(name: String, variable: String)], _ body: (TestGateway, [String: RunningUpstream]) async throws -> Void
+    ) async throws {
+        let root = ConfigFixture.repositoryRoot() + "/examples/proxy-routing"
+        var environment: [String: String] = [:]
+        var running: [String: RunningUpstream] = [:]
+        for upstream in upstreams {
+            let u = try await RunningUpstream.start(name: upstream.name)
+            running[upstream.name] = u
+            environment[upstream.variable] = u.url
+        }
+        let gateway = try await TestGateway.start(
+            configDirectory: root + "/\(variant)/config", pluginDirectories: [root + "/plugins"], environment: environment, logger: LogCapture().logger())
+        do {
+            try await body(gateway, running)
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        try await gateway.stop()
+        for u in running.values { try await u.stop() }
+    }
+
+    /// "upstream path" as the echo backend saw it ("error ..." when the request failed).
+    func routed(_ gateway: TestGateway, _ path: String) async -> String {
+        do { return try await routedTo(gateway, path) } catch { return "error \(error)" }
+    }
+
+    func routedTo(_ gateway: TestGateway, _ path: String) async throws -> String {
+        let r = try await send(gateway.baseURL + path)
+        return "\(r.json["upstream"] as? String ?? "-") \(r.json["path"] as? String ?? "-")"
+    }
+
+    @Test func proxyRoutingVersionBased() async throws {
+        try await withProxyRoutingExample("version-based", upstreams: [("api-v1", "API_V1_URL"), ("api-v2", "API_V2_URL")]) { gateway, _ in
+            #expect(await routed(gateway, "/v1/users/42?expand=orders") == "api-v1 /api/http/users/42?expand=orders")
+            #expect(await routed(gateway, "/v2/users/admin/7") == "api-v2 /api/http/admin/7")
+            #expect(await routed(gateway, "/v2/users/7") == "api-v2 /api/http/users/7")
+            #expect(await routed(gateway, "/v2/legacy/orders/9") == "api-v2 /api/http/orders/9")
+            #expect(await routed(gateway, "/v2/other") == "api-v2 /api/http/other")
+            let unknown = try await send(gateway.baseURL + "/v3/anything")
+            #expect(unknown.status == 404)
+        }
+    }
+
+    @Test func proxyRoutingServiceBasedFailsOverToTheStandby() async throws {
+        let upstreams = [("users-svc", "USERS_URL"), ("orders-svc", "ORDERS_URL"), ("products-svc", "PRODUCTS_URL"), ("users-standby", "USERS_STANDBY_URL")]
+        try await withProxyRoutingExample("service-based", upstreams: upstreams) { gateway, running in
+            #expect(await routed(gateway, "/users/1") == "users-svc /api/http/1")
+            #expect(await routed(gateway, "/orders/1") == "orders-svc /api/http/1")
+            #expect(await routed(gateway, "/products") == "products-svc /api/http/")
+            // The primary's health check fails twice (1 s apart), and the requests it fails
+            // meanwhile open its breaker: traffic moves to tier 2. It comes back once the check
+            // passes twice and the breaker (5 s) lets a probe through.
+            running["users-svc"]!.echo.force(status: 503)
+            var upstream: String?
+            for _ in 0..<200 where upstream != "users-standby" {
+                upstream = try await routedTo(gateway, "/users/1").split(separator: " ").first.map(String.init)
+                if upstream != "users-standby" { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(upstream == "users-standby")
+            running["users-svc"]!.echo.force(status: nil)
+            for _ in 0..<300 where upstream != "users-svc" {
+                upstream = try await routedTo(gateway, "/users/1").split(separator: " ").first.map(String.init)
+                if upstream != "users-svc" { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(upstream == "users-svc")
+        }
+    }
+
+    @Test func proxyRoutingModuleBased() async throws {
+        try await withProxyRoutingExample("module-based", upstreams: [("serverless-sst", "SST_URL"), ("billing", "BILLING_URL")]) { gateway, _ in
+            #expect(await routed(gateway, "/users/1") == "serverless-sst /api/http/user/1")
+            #expect(await routed(gateway, "/orders/1") == "serverless-sst /api/http/order/1")
+            #expect(await routed(gateway, "/documents/a/b") == "serverless-sst /api/http/documents/a/b")
+            #expect(await routed(gateway, "/scheduling") == "serverless-sst /api/http/scheduling/")
+            #expect(await routed(gateway, "/billing/invoices/3") == "billing /api/http/billing/invoices/3")
+        }
+    }
+
     @Test func smartRoutingExampleFlow() async throws {
         try await withExample("smart-routing", upstreams: [("us-east", "US_EAST_URL"), ("eu-west", "EU_WEST_URL")], dataVariable: "ROUTING_SERVICE_URL") { gateway, up, data in
             let acme = try await call(gateway, "/api/orders/7?expand=items", key: Self.acme)

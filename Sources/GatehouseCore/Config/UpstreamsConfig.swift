@@ -8,10 +8,13 @@ public struct UpstreamsConfig: Sendable {
     public var groups: [UpstreamGroupConfig]
     /// Request path → group and upstream path, from `coreGroups` routes and `cores`.
     public var pathRoutes: ProxyRouteTable
+    /// The file it came from, for messages.
+    public var file: String
 
-    public init(groups: [UpstreamGroupConfig] = [], pathRoutes: ProxyRouteTable = ProxyRouteTable()) {
+    public init(groups: [UpstreamGroupConfig] = [], pathRoutes: ProxyRouteTable = ProxyRouteTable(), file: String = GatewayConfig.upstreamsFile) {
         self.groups = groups
         self.pathRoutes = pathRoutes
+        self.file = file
     }
 
     public func group(named name: String) -> UpstreamGroupConfig? {

@@ -76,7 +76,7 @@ extension ConfigLoader {
                 errors.append(value.error("unknown member '\(key)' (expected groups, coreGroups or cores)"))
             }
         }
-        return UpstreamsConfig(groups: groups, pathRoutes: ProxyRouteTable(routes: routes, legacy: legacy))
+        return UpstreamsConfig(groups: groups, pathRoutes: ProxyRouteTable(routes: routes, legacy: legacy), file: directory + "/" + GatewayConfig.upstreamsFile)
     }
 
     /// `http://h:1/a/b/` → (`http://h:1`, `/a/b/`).
@@ -318,9 +318,12 @@ extension ConfigLoader {
             for (k, v) in try node.members() where k != "replace" { throw v.error("unknown member '\(k)' beside replace") }
             return .replace(from, try parts[1].string())
         }
-        if try node.member("module") != nil {
-            throw node.error("transformPath as a Lua function is not supported yet; use { \"replace\": [from, to] }")
+        guard let moduleNode = try node.member("module") else {
+            throw node.error("transformPath is { \"replace\": [from, to] } or { \"module\": \"$import(./plugins/<name>)\", \"export\": <function> }")
         }
-        throw node.error("transformPath is { \"replace\": [from, to] }")
+        let text = try moduleNode.string()
+        guard let module = ModuleReference.parse(text) else { throw moduleNode.error("expected $import(./plugins/<name>), found '\(text)'") }
+        for (k, v) in try node.members() where k != "module" && k != "export" { throw v.error("unknown member '\(k)' of transformPath (replace, or module and export)") }
+        return .lua(module, try node.member("export")?.string() ?? "default")
     }
 }

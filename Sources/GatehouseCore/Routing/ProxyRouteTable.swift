@@ -76,11 +76,37 @@ public struct ProxyRouteTable: Sendable {
 
     public var isEmpty: Bool { routes.isEmpty && legacy.isEmpty }
 
+    /// The Lua functions `transformPath` names (each VM loads them).
+    public var luaTransforms: [(module: ModuleReference, export: String)] {
+        var seen: Set<String> = []
+        var out: [(module: ModuleReference, export: String)] = []
+        for route in routes.values.sorted(by: { $0.name < $1.name }) {
+            for rule in route.byPath {
+                if case .lua(let module, let export) = rule.transform, seen.insert(module.name + "#" + export).inserted { out.append((module, export)) }
+            }
+        }
+        return out
+    }
+
     /// Where a request goes.
     public struct Resolution: Sendable, Equatable {
         public var group: String
-        /// To be joined onto the target's URL (``PathJoin/join(_:_:)``); may be empty.
+        /// To be joined onto the target's URL (``PathJoin/join(_:_:)``); may be empty. With a
+        /// pending Lua transform: the transform's input.
         public var path: String
+        /// A Lua `transformPath` still to run on `path`; its answer goes after `prefix`.
+        public var pendingTransform: (module: ModuleReference, export: String, prefix: String)?
+
+        public init(group: String, path: String, pendingTransform: (module: ModuleReference, export: String, prefix: String)? = nil) {
+            self.group = group
+            self.path = path
+            self.pendingTransform = pendingTransform
+        }
+
+        public static func == (a: Resolution, b: Resolution) -> Bool {
+            a.group == b.group && a.path == b.path && a.pendingTransform?.module == b.pendingTransform?.module
+                && a.pendingTransform?.export == b.pendingTransform?.export && a.pendingTransform?.prefix == b.pendingTransform?.prefix
+        }
     }
 
     /// Resolves a canonical request path (`/users/123`, as routing normalised it).
@@ -108,6 +134,8 @@ public struct ProxyRouteTable: Sendable {
             switch rule.transform {
             case .replace(let from, let to):
                 return Resolution(group: route.group, path: PathJoin.join(rule.pathPrefix, PathJoin.replacingFirst(from, with: to, in: rest)))
+            case .lua(let module, let export):
+                return Resolution(group: route.group, path: rest, pendingTransform: (module, export, rule.pathPrefix))
             case nil:
                 let remainder = rule.preserveMatchedPath || rule.key.isEmpty ? rest : String(rest.dropFirst(rest.count - bare.count + rule.key.count))
                 return Resolution(group: route.group, path: PathJoin.join(rule.pathPrefix, remainder))
@@ -132,6 +160,9 @@ public struct ProxyRouteTable: Sendable {
 public enum PathTransform: Sendable, Equatable {
     /// `{ "replace": [from, to] }`: the first occurrence, as JavaScript's `String.replace`.
     case replace(String, String)
+    /// `{ "module": "$import(./plugins/x)", "export": "name" }`: a Lua function
+    /// `(path) -> path`, run with the gateway's Lua budgets.
+    case lua(ModuleReference, String)
 }
 
 /// Joins URL and path parts with exactly one `/` between them.

@@ -1,4 +1,4 @@
-import GatehouseCore
+public import GatehouseCore
 import GatehouseLua
 import Logging
 
@@ -67,6 +67,31 @@ extension Snapshot {
         case .respond(let response): return response
         case .proceed, .value: return failureResponse(PolicyFailure(policy: "handler", message: "the handler returned no response"), state: state)
         case .failed(let failure): return failureResponse(failure, state: state)
+        }
+    }
+
+    public enum PathTransformResult: Sendable {
+        case path(String)
+        /// The function failed: answer with this (a 500 problem).
+        case answer(ResponseState)
+    }
+
+    /// Runs a Lua `transformPath` of upstreams.json on `path`: the new path, or the 500 answer
+    /// when the function failed (logged like a policy failure) or did not return a path.
+    public func runPathTransform(module: ModuleReference, export: String, path: String, state: RequestState, runtime: PolicyRuntime) async -> PathTransformResult {
+        let name = "transformPath \(module)"
+        switch await runtime.runPathTransform(module: module, export: export, path: path, state: state) {
+        case .value(let value):
+            let text = value.stringValue ?? ""
+            // A path, nothing that would end it or start a query (the query is the client's).
+            guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }) else {
+                return .answer(failureResponse(PolicyFailure(policy: name, message: "transformPath returned '\(text)', which is not a path (no space, ?, # or non-ASCII)"), state: state))
+            }
+            return .path(text)
+        case .failed(let failure):
+            return .answer(failureResponse(failure, state: state))
+        case .proceed, .respond:
+            return .answer(failureResponse(PolicyFailure(policy: name, message: "transformPath must return the new path as a string"), state: state))
         }
     }
 

@@ -25,6 +25,8 @@ extension PolicyRuntime {
         case outbound(policy: String, response: Int)
         case handler(route: Int)
         case loader(name: String, key: String)
+        /// A `transformPath` function of upstreams.json, by "module#export".
+        case transform(key: String, path: String)
     }
 
     /// What the prelude's drivers return first, named as `internal.RESULT` names them in
@@ -61,6 +63,15 @@ extension PolicyRuntime {
         await run(.handler(route: index), state: state)
     }
 
+    /// Runs a `transformPath` function on `path`: `.value(.string(newPath))` or a failure.
+    public func runPathTransform(module: ModuleReference, export: String, path: String, state: RequestState) async -> Outcome {
+        let outcome = await run(.transform(key: module.name + "#" + export, path: path), state: state)
+        if case .value(let value) = outcome, value.stringValue == nil {
+            return .failed(PolicyFailure(policy: "transformPath \(module)", message: "transformPath must return the new path as a string"))
+        }
+        return outcome
+    }
+
     func run(_ entry: Entry, state: RequestState) async -> Outcome {
         // One budget for the whole invocation, however often it waits for I/O.
         let invocation = LuaInvocation(budget: budget(for: entry))
@@ -81,7 +92,7 @@ extension PolicyRuntime {
     func budget(for entry: Entry) -> LuaBudget {
         switch entry {
         case .inbound(let name), .outbound(let name, _): policies[name]?.budget ?? vm.budget
-        case .handler, .loader: vm.budget
+        case .handler, .loader, .transform: vm.budget
         }
     }
 
@@ -112,6 +123,19 @@ extension PolicyRuntime {
             co.state.push(rid)
             co.state.push(key)
             state.currentPolicy = "loader \(loaderName)"
+            return resume(co, arguments: 3, entry: entry, state: state, invocation: invocation)
+        case .transform(let key, let path):
+            guard let ref = transformFunctions[key] else {
+                return .done(.failed(PolicyFailure(policy: "transformPath", message: "transformPath \(key) is not loaded on this VM")))
+            }
+            // The loader's driver: fn(path) → a value, or nil and a message.
+            let co = vm.acquireCoroutine()
+            co.state.ensureStack(4)
+            co.state.pushRef(runLoaderRef)
+            co.state.pushRef(ref)
+            co.state.push(rid)
+            co.state.push(path)
+            state.currentPolicy = "transformPath " + key.replacingOccurrences(of: "#", with: ":")
             return resume(co, arguments: 3, entry: entry, state: state, invocation: invocation)
         }
         let co = vm.acquireCoroutine()
@@ -200,38 +224,48 @@ extension PolicyRuntime {
             // What the function returned, for an error message: read only on the failure paths,
             // before the coroutine (whose stack holds it) is released.
             func returned() -> String { count >= 2 ? L.toString(at: base + 1) ?? "nil" : "nil" }
-            if case .loader = entry {
-                if code == ResultCode.loadFailed {
-                    let message = returned()
-                    vm.releaseCoroutine(co)
-                    return .done(.failed(PolicyFailure(policy: policy, message: message)))
-                }
-                let value = count >= 2 ? L.readJSON(at: base + 1) : .success(.null)
-                vm.releaseCoroutine(co)
-                switch value {
-                case .success(let json): return .done(.value(json))
-                case .failure(let error): return .done(.failed(PolicyFailure(policy: policy, message: "the load function returned a value that is not JSON-compatible: \(error)")))
-                }
-            }
-            if code == ResultCode.proceed {
-                vm.releaseCoroutine(co)
-                return .done(.proceed)
-            }
-            if code > 0, Int(code) <= state.responses.count {
-                vm.releaseCoroutine(co)
-                return .done(.respond(state.responses[Int(code) - 1]))
-            }
-            let value = returned()
-            vm.releaseCoroutine(co)
-            let expected: String
             switch entry {
-            case .inbound: expected = "an inbound policy must return the request (to continue) or a response (to answer now)"
-            case .outbound: expected = "an outbound policy must return a response"
-            case .handler: expected = "a handler must return a response"
-            case .loader: expected = "a load function must return a value"
+            case .loader, .transform: break
+            default: return finishedPolicy(co, code: code, base: base, count: count, entry: entry, state: state, policy: policy)
             }
-            return .done(.failed(PolicyFailure(policy: policy, message: "'\(policy)' returned \(value == "nil" ? "nothing" : "a \(value)"); \(expected)")))
+            // A load or transform function: a value, or LOAD_FAILED and a message.
+            if code == ResultCode.loadFailed {
+                let message = returned()
+                vm.releaseCoroutine(co)
+                return .done(.failed(PolicyFailure(policy: policy, message: message)))
+            }
+            let value = count >= 2 ? L.readJSON(at: base + 1) : .success(.null)
+            vm.releaseCoroutine(co)
+            switch value {
+            case .success(let json): return .done(.value(json))
+            case .failure(let error): return .done(.failed(PolicyFailure(policy: policy, message: "the function returned a value that is not JSON-compatible: \(error)")))
+            }
         }
+    }
+
+    /// What a policy or handler returned, once it finished: go on, a response, or a failure
+    /// saying what it should have returned.
+    private func finishedPolicy(_ co: LuaCoroutine, code: Int64, base: Int32, count: Int32, entry: Entry, state: RequestState, policy: String) -> Step {
+        let L = co.state
+        func returned() -> String { count >= 2 ? L.toString(at: base + 1) ?? "nil" : "nil" }
+        if code == ResultCode.proceed {
+            vm.releaseCoroutine(co)
+            return .done(.proceed)
+        }
+        if code > 0, Int(code) <= state.responses.count {
+            vm.releaseCoroutine(co)
+            return .done(.respond(state.responses[Int(code) - 1]))
+        }
+        let value = returned()
+        vm.releaseCoroutine(co)
+        let expected: String
+        switch entry {
+        case .inbound: expected = "an inbound policy must return the request (to continue) or a response (to answer now)"
+        case .outbound: expected = "an outbound policy must return a response"
+        case .handler: expected = "a handler must return a response"
+        case .loader, .transform: expected = "a load function must return a value"
+        }
+        return .done(.failed(PolicyFailure(policy: policy, message: "'\(policy)' returned \(value == "nil" ? "nothing" : "a \(value)"); \(expected)")))
     }
 
 }

@@ -91,6 +91,11 @@ extension PolicyRuntime {
             let (ref, _) = try loadFunction(module: module, export: export, fallback: "handler", owner: "the handler of \(route.label)", location: route.location)
             handlers[index] = Compiled(functionRef: ref, optionsRef: optionsRef(options))
         }
+        let upstreamsFile = ConfigError(file: config.upstreams.file, message: "")
+        for (module, export) in config.upstreams.pathRoutes.luaTransforms {
+            let (ref, _) = try loadFunction(module: module, export: export, fallback: "transform", owner: "transformPath \(module)", location: upstreamsFile)
+            transformFunctions[module.name + "#" + export] = ref
+        }
     }
 
     func optionsRef(_ options: JSONValue) -> Int32 {

@@ -22,6 +22,8 @@ public final class PolicyRuntime: @unchecked Sendable {
     public let services: RuntimeServices
     /// Load functions of the loaders this VM's modules created, by loader name.
     var loaderFunctions: [String: Int32] = [:]
+    /// `transformPath` functions of upstreams.json, by "module#export".
+    var transformFunctions: [String: Int32] = [:]
 
     /// Requests that Lua has seen and that have not ended, by Lua handle.
     var requests: [Int64: RequestState] = [:]

@@ -21,9 +21,12 @@ extension UpstreamForwarding {
         let connectTimeout = group.config.connectTimeoutMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
         let responseTimeout = group.config.responseTimeoutMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
         var tried: Set<Int> = []
+        var firstFailure: Problem?
         while true {
             guard let lease = group.acquire(excluding: tried, hashKey: hashKey) ?? (tried.isEmpty ? nil : group.acquire(hashKey: hashKey)) else {
-                throw group.unavailableProblem()
+                // Nothing to retry on (the failure may just have opened the only breaker): the
+                // failure itself is the answer.
+                throw firstFailure ?? group.unavailableProblem()
             }
             var url = PathJoin.join(lease.url, path)
             if let query { url += "?" + query }
@@ -38,6 +41,7 @@ extension UpstreamForwarding {
                 lease.finish(countsAgainstTarget ? .failure : .neutral)
                 guard tried.isEmpty, ProxyRules.mayRetry(method: method, body: body, after: error) else { throw error }
                 tried.insert(lease.target)
+                firstFailure = error
                 logger.info("retrying an idempotent request once after an upstream failure", metadata: [
                     "request-id": .string(requestId), "group": .string(group.name),
                 ])

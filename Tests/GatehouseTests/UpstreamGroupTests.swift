@@ -1,0 +1,339 @@
+import AsyncHTTPClient
+import Foundation
+import GatehouseTesting
+import GatehouseUpstreams
+import Testing
+
+/// Upstream groups through real sockets: seed 004's table, breakers that fail fast, half-open
+/// probes, failover between tiers with active checks, balancing, retries on another target and
+/// reloads under load, against real upstreams on loopback that fail on purpose.
+@Suite struct UpstreamGroupTests {
+    /// A gateway over `files` (paths under the fixture root; `$env(NAME)` sees `environment`).
+    func withGateway(_ files: [String: String], environment: [String: String], _ body: (TestGateway, ConfigFixture) async throws -> Void) async throws {
+        let fixture = try ConfigFixture(files: files)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory], environment: environment, logger: LogCapture().logger())
+        do {
+            try await body(gateway, fixture)
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        try await gateway.stop()
+    }
+
+    func upstreams(_ names: String...) async throws -> [RunningUpstream] {
+        var out: [RunningUpstream] = []
+        for name in names { out.append(try await RunningUpstream.start(name: name)) }
+        return out
+    }
+
+    func stop(_ upstreams: [RunningUpstream]) async {
+        for u in upstreams { try? await u.stop() }
+    }
+
+    /// Waits (bounded) until `condition` holds: for state that changes in the background.
+    func eventually(_ what: String, within seconds: Double = 15, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("timed out waiting for: \(what)")
+    }
+
+    func group(_ gateway: TestGateway, _ name: String) -> UpstreamGroup {
+        gateway.server.store.served.groups[name]!
+    }
+
+    // MARK: Seed 004
+
+    @Test func upstreamsJSONAloneRoutesEverySeed004Shape() async throws {
+        let ups = try await upstreams("api", "legacy")
+        let files = ["config/upstreams.json": #"""
+        { "coreGroups": [ { "coreName": "api", "baseUrl": "$env(API)", "routes": [
+              { "name": "users", "pathPrefix": "/api/http/user/" },
+              { "name": "global", "routeByPath": {
+                  "v2/users": { "pathPrefix": "/api/http/users/", "preserveMatchedPath": true },
+                  "v2/orders": { "pathPrefix": "/api/http/orders/" },
+                  "v3": { "pathPrefix": "/api/http/", "transformPath": { "replace": ["/v3/", "/three/"] } },
+                  "": { "pathPrefix": "/api/http/global/" } } } ] } ],
+          "cores": [ { "name": "old", "url": "$env(LEGACY)/api/http/old/", "pathPrefix": "/old" } ] }
+        """#]
+        try await withGateway(files, environment: ["API": ups[0].url, "LEGACY": ups[1].url]) { gateway, _ in
+            let rows: [(String, String, String)] = [
+                ("/users", "api", "/api/http/user/"),
+                ("/users/123", "api", "/api/http/user/123"),
+                ("/users/123/orders", "api", "/api/http/user/123/orders"),
+                ("/global/v2/users/123", "api", "/api/http/users/v2/users/123"),
+                ("/global/v2/orders/9", "api", "/api/http/orders/9"),
+                ("/global/v3/x", "api", "/api/http/three/x"),
+                ("/global/anything/else", "api", "/api/http/global/anything/else"),
+                ("/old/7", "legacy", "/api/http/old/7"),
+                // Query strings go on byte for byte (order, encoding, empty values).
+                ("/users?page=1&limit=10", "api", "/api/http/user/?page=1&limit=10"),
+                ("/users/1?b=2&a=%2F+x&flag&empty=", "api", "/api/http/user/1?b=2&a=%2F+x&flag&empty="),
+            ]
+            for (request, upstream, path) in rows {
+                let r = try await send(gateway.baseURL + request)
+                #expect(r.status == 200, "\(request)")
+                #expect(r.json["upstream"] as? String == upstream, "\(request)")
+                #expect(r.json["path"] as? String == path, "\(request) → \(r.json["path"] ?? "nil")")
+            }
+            let post = try await send(gateway.baseURL + "/users", method: .POST, headers: [("x-custom", "kept"), ("content-type", "application/json")], body: "{}")
+            #expect(post.json["method"] as? String == "POST")
+            #expect(post.json["path"] as? String == "/api/http/user/")
+            let headers = post.upstreamHeaders
+            #expect(headers["x-custom"] == "kept", "end-to-end headers are forwarded")
+            #expect(headers["host"] == ups[0].url.dropFirst("http://".count).description, "Host is the backend's")
+            #expect(headers["x-forwarded-for"] == "127.0.0.1")
+            #expect(headers["x-forwarded-proto"] == "http")
+            #expect(headers["x-forwarded-host"]?.hasPrefix("127.0.0.1:") == true)
+
+            let missing = try await send(gateway.baseURL + "/nothing/here")
+            #expect(missing.status == 404)
+            #expect(missing.json["type"] as? String == "urn:gatehouse:problem:route-not-found")
+        }
+        await stop(ups)
+    }
+
+    @Test func aLuaTransformPathRewritesThePathAndItsFailuresAreProblems() async throws {
+        let ups = try await upstreams("api")
+        let files = [
+            "config/upstreams.json": #"""
+            { "coreGroups": [ { "coreName": "api", "baseUrl": "$env(API)", "routes": [ { "name": "global", "routeByPath": {
+                "v2": { "pathPrefix": "/api/", "transformPath": { "module": "$import(./plugins/paths)", "export": "dropVersion" } },
+                "broken": { "pathPrefix": "/api/", "transformPath": { "module": "$import(./plugins/paths)", "export": "broken" } },
+                "number": { "pathPrefix": "/api/", "transformPath": { "module": "$import(./plugins/paths)", "export": "notAPath" } } } } ] } ] }
+            """#,
+            "plugins/paths.lua": """
+            return {
+              dropVersion = function(path) return (path:gsub("^/v%d+", "")) end,
+              broken = function(path) error("no rule for " .. path) end,
+              notAPath = function(path) return "/a b" end,
+            }
+            """,
+        ]
+        try await withGateway(files, environment: ["API": ups[0].url]) { gateway, _ in
+            let r = try await send(gateway.baseURL + "/global/v2/users/7?x=1")
+            #expect(r.status == 200)
+            #expect(r.json["path"] as? String == "/api/users/7?x=1")
+            for path in ["/global/broken/1", "/global/number/1"] {
+                let failed = try await send(gateway.baseURL + path)
+                #expect(failed.status == 500, "\(path)")
+                #expect(failed.json["type"] as? String == "urn:gatehouse:problem:policy-error")
+                #expect(failed.json["requestId"] as? String != nil)
+            }
+            #expect(ups[0].echo.requestCount == 1, "a failed transform sends nothing")
+        }
+        await stop(ups)
+    }
+
+    // MARK: Breakers
+
+    @Test func anOpenBreakerFailsFastWithoutConnecting() async throws {
+        let dead = try BadUpstream(.closeWithoutAnswer)
+        defer { dead.stop() }
+        let files = ["config/upstreams.json": #"""
+        { "coreGroups": [ { "coreName": "payments", "baseUrl": "$env(DEAD)", "circuitBreaker": { "threshold": 3, "timeout": 60000, "halfOpenMax": 1 },
+            "routes": [ { "name": "pay", "pathPrefix": "/" } ] } ] }
+        """#]
+        try await withGateway(files, environment: ["DEAD": dead.url]) { gateway, _ in
+            // POST is not retried: one connection per request.
+            for _ in 0..<3 {
+                let r = try await send(gateway.baseURL + "/pay/charge", method: .POST, body: "{}")
+                #expect(r.status == 502)
+            }
+            #expect(dead.connections == 3)
+            #expect(group(gateway, "payments").report()[0].state.breaker == .open)
+            for _ in 0..<5 {
+                let r = try await send(gateway.baseURL + "/pay/charge", method: .POST, body: "{}")
+                #expect(r.status == 503)
+                #expect(r.headers["content-type"].first == "application/problem+json")
+                #expect((r.json["detail"] as? String)?.contains("'payments'") == true, "names the group")
+                #expect(!r.body.contains("127.0.0.1"), "never an address")
+                let retryAfter = Int(r.headers["retry-after"].first ?? "") ?? 0
+                #expect(retryAfter >= 1 && retryAfter <= 60)
+            }
+            #expect(dead.connections == 3, "no connection is attempted while the breaker is open")
+        }
+    }
+
+    @Test func halfOpenSendsExactlyHalfOpenMaxConcurrentProbesThenCloses() async throws {
+        let ups = try await upstreams("flaky")
+        let echo = ups[0].echo
+        let files = ["config/upstreams.json": #"""
+        { "coreGroups": [ { "coreName": "flaky", "baseUrl": "$env(FLAKY)", "circuitBreaker": { "threshold": 2, "timeout": 300, "halfOpenMax": 2 },
+            "routes": [ { "name": "f", "pathPrefix": "/" } ] } ] }
+        """#]
+        try await withGateway(files, environment: ["FLAKY": ups[0].url]) { gateway, _ in
+            echo.force(status: 503)
+            for _ in 0..<2 { #expect(try await send(gateway.baseURL + "/f/x").status == 503) }
+            #expect(group(gateway, "flaky").report()[0].state.breaker == .open)
+            echo.force(status: nil)
+            // Probes are slow, so every request below arrives while they are in flight.
+            echo.force(delayMilliseconds: 2000)
+            try await eventually("the breaker to become half-open") { group(gateway, "flaky").report()[0].state.breaker == .halfOpen }
+            let before = echo.requestCount
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { tasks in
+                for _ in 0..<8 { tasks.addTask { try await send(gateway.baseURL + "/f/x", client: wideClient).status } }
+                return try await tasks.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 200 }.count == 2, "\(statuses)")
+            #expect(statuses.filter { $0 == 503 }.count == 6, "\(statuses)")
+            #expect(echo.requestCount - before == 2, "exactly halfOpenMax probes reached the upstream")
+            #expect(echo.mostInFlight == 2)
+            #expect(group(gateway, "flaky").report()[0].state.breaker == .closed, "a probe's success closed it")
+            echo.force(delayMilliseconds: nil)
+            #expect(try await send(gateway.baseURL + "/f/x").status == 200)
+        }
+        await stop(ups)
+    }
+
+    @Test func aFailedProbeReopensTheBreaker() async throws {
+        let ups = try await upstreams("down")
+        let echo = ups[0].echo
+        let files = ["config/upstreams.json": #"""
+        { "coreGroups": [ { "coreName": "down", "baseUrl": "$env(DOWN)", "circuitBreaker": { "threshold": 1, "timeout": 200, "halfOpenMax": 1 },
+            "routes": [ { "name": "d", "pathPrefix": "/" } ] } ] }
+        """#]
+        try await withGateway(files, environment: ["DOWN": ups[0].url]) { gateway, _ in
+            echo.force(status: 503)
+            #expect(try await send(gateway.baseURL + "/d").status == 503)
+            try await eventually("half-open") { group(gateway, "down").report()[0].state.breaker == .halfOpen }
+            let before = echo.requestCount
+            #expect(try await send(gateway.baseURL + "/d").status == 503) // the probe: the upstream's 503
+            #expect(echo.requestCount == before + 1)
+            #expect(group(gateway, "down").report()[0].state.breaker == .open)
+            let fast = try await send(gateway.baseURL + "/d")
+            #expect(fast.status == 503 && fast.json["type"] as? String == "urn:gatehouse:problem:upstream-unavailable")
+            #expect(echo.requestCount == before + 1, "open again: not sent")
+        }
+        await stop(ups)
+    }
+
+    // MARK: Failover and balancing
+
+    @Test func failsOverToTier2AndBackWhenTier1RecoversByActiveCheck() async throws {
+        let ups = try await upstreams("primary", "secondary")
+        let files = ["config/upstreams.json": #"""
+        { "coreGroups": [ { "coreName": "db-api", "circuitBreaker": false,
+            "targets": [ { "url": "$env(PRIMARY)", "priority": 1 }, { "url": "$env(SECONDARY)", "priority": 2 } ],
+            "healthCheck": { "active": { "path": "/health", "intervalMs": 50, "timeoutMs": 1000, "healthyThreshold": 2, "unhealthyThreshold": 2 } },
+            "routes": [ { "name": "db", "pathPrefix": "/" } ] } ] }
+        """#]
+        try await withGateway(files, environment: ["PRIMARY": ups[0].url, "SECONDARY": ups[1].url]) { gateway, _ in
+            #expect(try await send(gateway.baseURL + "/db/x").json["upstream"] as? String == "primary")
+            ups[0].echo.force(status: 503)
+            try await eventually("failover to the secondary") { try await send(gateway.baseURL + "/db/x").json["upstream"] as? String == "secondary" }
+            #expect(group(gateway, "db-api").report()[0].state.healthy == false)
+            ups[0].echo.force(status: nil)
+            try await eventually("back to the primary") { try await send(gateway.baseURL + "/db/x").json["upstream"] as? String == "primary" }
+        }
+        await stop(ups)
+    }
+
+    @Test func weightedRoundRobinThroughTheGateway() async throws {
+        let ups = try await upstreams("heavy", "light")
+        let files = ["config/upstreams.json": #"""
+        { "coreGroups": [ { "coreName": "w", "targets": [ { "url": "$env(HEAVY)", "weight": 3 }, { "url": "$env(LIGHT)", "weight": 1 } ],
+            "routes": [ { "name": "w", "pathPrefix": "/" } ] } ] }
+        """#]
+        try await withGateway(files, environment: ["HEAVY": ups[0].url, "LIGHT": ups[1].url]) { gateway, _ in
+            let answers = try await RawHTTP.sendOnOneConnection(port: gateway.port, Array(repeating: "GET /w/x HTTP/1.1\r\nHost: x\r\n\r\n", count: 400), timeoutSeconds: 30)
+            #expect(answers.allSatisfy { $0.status == 200 })
+            let heavy = ups[0].echo.requestCount, light = ups[1].echo.requestCount
+            #expect(heavy + light == 400)
+            #expect(abs(heavy - 300) <= 15, "heavy \(heavy), light \(light)")
+        }
+        await stop(ups)
+    }
+
+    @Test func anIdempotentRequestIsRetriedOnAnotherTarget() async throws {
+        let ups = try await upstreams("alive")
+        let dead = try BadUpstream(.closeWithoutAnswer)
+        defer { dead.stop() }
+        let files = ["config/upstreams.json": #"""
+        { "coreGroups": [ { "coreName": "r", "circuitBreaker": { "threshold": 1000 }, "targets": [ { "url": "$env(DEAD)" }, { "url": "$env(ALIVE)" } ],
+            "routes": [ { "name": "r", "pathPrefix": "/" } ] } ] }
+        """#]
+        try await withGateway(files, environment: ["DEAD": dead.url, "ALIVE": ups[0].url]) { gateway, _ in
+            for _ in 0..<10 {
+                let r = try await send(gateway.baseURL + "/r/x")
+                #expect(r.status == 200)
+                #expect(r.json["upstream"] as? String == "alive")
+            }
+            #expect(dead.connections >= 1, "round robin did try the dead target")
+            // Not idempotent: the failure is the answer.
+            var failed = 0
+            for _ in 0..<4 {
+                if try await send(gateway.baseURL + "/r/x", method: .POST, body: "{}").status == 502 { failed += 1 }
+            }
+            #expect(failed == 2, "round robin sends every other POST to the dead target")
+        }
+        await stop(ups)
+    }
+
+    @Test func aReloadUnderLoadChangesTargetsWithoutAFailedRequest() async throws {
+        let ups = try await upstreams("blue", "green")
+        func config(_ urls: [String]) -> String {
+            #"{ "coreGroups": [ { "coreName": "app", "targets": ["# + urls.map { #"{ "url": "\#($0)" }"# }.joined(separator: ",")
+                + #"], "routes": [ { "name": "app", "pathPrefix": "/" } ] } ] }"#
+        }
+        try await withGateway(["config/upstreams.json": config([ups[0].url])], environment: [:]) { gateway, fixture in
+            let statuses = try await withThrowingTaskGroup(of: [Int].self) { tasks in
+                for _ in 0..<4 {
+                    tasks.addTask {
+                        var seen: [Int] = []
+                        for _ in 0..<60 { seen.append(try await send(gateway.baseURL + "/app/x", client: wideClient).status) }
+                        return seen
+                    }
+                }
+                tasks.addTask {
+                    for urls in [[ups[0].url, ups[1].url], [ups[1].url], [ups[0].url], [ups[1].url]] {
+                        try fixture.write("config/upstreams.json", config(urls))
+                        guard case .success = await gateway.reloader.reload(reason: "test") else { Issue.record("reload failed"); return [] }
+                        try await Task.sleep(for: .milliseconds(30))
+                    }
+                    return []
+                }
+                return try await tasks.reduce(into: []) { $0 += $1 }
+            }
+            #expect(statuses.count == 240)
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses.filter { $0 != 200 })")
+            #expect(try await send(gateway.baseURL + "/app/x").json["upstream"] as? String == "green")
+        }
+        await stop(ups)
+    }
+
+    // MARK: From routes.oas.json, with policies
+
+    @Test func theUpstreamGroupHandlerRunsPoliciesAndAPolicyCanChooseTheGroup() async throws {
+        let ups = try await upstreams("alpha", "beta")
+        let files = [
+            "config/upstreams.json": #"{ "groups": [ { "name": "alpha", "targets": [ { "url": "$env(ALPHA)" } ] }, { "name": "beta", "targets": [ { "url": "$env(BETA)/base" } ] } ] }"#,
+            "config/routes.oas.json": ConfigFixture.routes([
+                ("GET", "/v1/{+rest}", #"{ "handler": { "type": "upstream-group", "options": { "group": "alpha" } }, "policies": { "inbound": ["pick"] } }"#),
+            ]),
+            "config/policies.json": #"{ "policies": [ { "name": "pick", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/pick)" } } ] }"#,
+            "plugins/pick.lua": """
+            return function(request, context)
+              if request.headers:get("x-tier") == "beta" then context.custom.upstream = "beta" end
+              request.headers:set("x-picked", "yes")
+              return request
+            end
+            """,
+        ]
+        try await withGateway(files, environment: ["ALPHA": ups[0].url, "BETA": ups[1].url]) { gateway, _ in
+            let a = try await send(gateway.baseURL + "/v1/items/1?q=1")
+            #expect(a.json["upstream"] as? String == "alpha")
+            #expect(a.json["path"] as? String == "/v1/items/1?q=1")
+            #expect(a.upstreamHeaders["x-picked"] == "yes")
+            let b = try await send(gateway.baseURL + "/v1/items/1", headers: [("x-tier", "beta")])
+            #expect(b.json["upstream"] as? String == "beta")
+            #expect(b.json["path"] as? String == "/base/v1/items/1", "the target's base path, joined once")
+        }
+        await stop(ups)
+    }
+}
