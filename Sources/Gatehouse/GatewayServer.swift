@@ -34,7 +34,8 @@ public final class GatewayServer: Sendable {
         if let tlsError = upstream.engine.tlsError {
             logger.error("https upstreams cannot be reached: the TLS configuration failed", metadata: ["error": .string(tlsError)])
         }
-        let services = RuntimeServices(fetcher: UpstreamFetcher(client: upstream), clock: clock)
+        let groups = UpstreamGroups(client: upstream, logger: logger)
+        let services = RuntimeServices(fetcher: UpstreamFetcher(client: upstream, groups: groups), upstreams: GroupDirectory(groups: groups), clock: clock)
         let snapshot: Snapshot
         do {
             snapshot = try await Snapshot.load(
@@ -45,7 +46,6 @@ public final class GatewayServer: Sendable {
             throw error
         }
         for warning in snapshot.config.warnings { logger.warning("\(warning)") }
-        let groups = UpstreamGroups(client: upstream, logger: logger)
         return GatewayServer(
             snapshot: snapshot, groups: groups, configDirectory: configDirectory, pluginDirectories: pluginDirectories,
             eventLoopGroup: eventLoopGroup, logger: logger, environment: environment, upstream: upstream, services: services)

@@ -3,6 +3,7 @@ import GatehousePolicies
 import GatehouseUpstreams
 import HTTPTypes
 import Logging
+import NIOCore
 
 /// What happens to a matched request: inbound policies, the handler, outbound policies.
 /// Shared by the server and `gatehouse test` (which passes a stub upstream).
@@ -55,6 +56,8 @@ struct RequestPipeline: Sendable {
                 greedySegments: state.route.template.greedySegments(of: state.pathSegments))
             let url = try pattern.render(inputs)
             return try await forward(state, to: forwardSearch ? appendingQuery(url, state.query) : url, preserveHost: preserveHost)
+        case .aggregate(let config):
+            return try await aggregate(state, config: config, groups: groups, settings: snapshot.config.settings)
         case .upstreamGroup(let configured, let forwardSearch, let preserveHost):
             return try await forwardToGroup(state, configured: configured, forwardSearch: forwardSearch, preserveHost: preserveHost,
                                             snapshot: snapshot, groups: groups, runtime: runtime)
@@ -101,6 +104,65 @@ struct RequestPipeline: Sendable {
         return ResponseState(status: answer.status, headers: answer.headers, body: answer.body)
     }
 
+    /// The `aggregate` handler: the declared calls (their `${params.*}`, `${query.*}` and
+    /// `${headers.*}` arguments filled in) or those of the request body, run in parallel and
+    /// merged; `X-Gatehouse-Partial: true` when an optional call failed.
+    private func aggregate(_ state: RequestState, config: AggregateConfig, groups: UpstreamGroupSet, settings: GatewaySettings) async throws(Problem) -> ResponseState {
+        let aggregator = Aggregator(config: config, groups: groups, upstream: upstream, logger: logger)
+        let calls: [AggregateCall]
+        if let declared = config.calls {
+            calls = declared.map { call in
+                var call = call
+                call.args = call.args.map { Self.requestValue($0, state: state) }
+                return call
+            }
+        } else {
+            let bytes: [UInt8]
+            do {
+                switch state.body {
+                case .empty: bytes = []
+                case .buffered(let buffer): bytes = Array(buffer.readableBytesView)
+                case .stream(let stream): bytes = Array(try await stream.collect(limit: settings.maxBufferedBodyBytes).readableBytesView)
+                }
+            } catch is BodyTooLarge {
+                throw Problem(status: .contentTooLarge, type: Problem.Kind.payloadTooLarge, detail: "The request body exceeds the limit of \(settings.maxBufferedBodyBytes) bytes.")
+            } catch {
+                throw Problem(status: .badRequest, type: Problem.Kind.badRequest, detail: "The request body could not be read.")
+            }
+            calls = try aggregator.calls(fromBody: bytes)
+        }
+        let answer = try await aggregator.run(
+            calls, headers: state.headers, client: ClientInfo(address: state.clientAddress, scheme: state.scheme, authority: state.authority),
+            requestId: state.requestId)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if answer.partial { headers[.gatehousePartial] = "true" }
+        return ResponseState(status: .ok, headers: headers, body: .buffered(ByteBuffer(bytes: answer.body)))
+    }
+
+    /// A declared call's argument: a string `"${params.x}"`, `"${query.x}"`, `"${headers.x}"`
+    /// (at any depth of arrays and objects) is that request value (null when absent).
+    static func requestValue(_ value: JSONValue, state: RequestState) -> JSONValue {
+        switch value {
+        case .array(let items): return .array(items.map { requestValue($0, state: state) })
+        case .object(let members): return .object(members.mapValues { requestValue($0, state: state) })
+        default: break
+        }
+        guard case .string(let s) = value, s.hasPrefix("${"), s.hasSuffix("}") else { return value }
+        let reference = s.dropFirst(2).dropLast()
+        func suffix(_ prefix: String) -> String? { reference.hasPrefix(prefix) ? String(reference.dropFirst(prefix.count)) : nil }
+        if let name = suffix("params.") {
+            return state.params.first { $0.name == name }.map { .string($0.value) } ?? .null
+        }
+        if let name = suffix("query.") {
+            return PathCoding.queryItems((state.query ?? "")[...]).first { $0.name == name }.map { .string($0.value) } ?? .null
+        }
+        if let name = suffix("headers."), let field = HTTPField.Name(name) {
+            return state.headers[field].map { .string($0) } ?? .null
+        }
+        return value
+    }
+
     /// What a consistent-hash group hashes for this request (nil: round robin for it).
     private func hashKey(for group: UpstreamGroup, state: RequestState, runtime: PolicyRuntime) async -> String? {
         guard case .consistentHash(let key) = group.config.loadBalancing else { return nil }
@@ -122,4 +184,9 @@ struct RequestPipeline: Sendable {
         state.body = sentBody
         return ResponseState(status: answer.status, headers: answer.headers, body: answer.body)
     }
+}
+
+extension HTTPField.Name {
+    /// On an `aggregate` answer where an optional call failed.
+    static let gatehousePartial = HTTPField.Name("X-Gatehouse-Partial")!
 }

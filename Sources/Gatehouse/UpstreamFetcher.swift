@@ -5,9 +5,11 @@ import HTTPTypes
 
 /// `http.fetch` on the gateway's upstream engine, sharing its pools with forwarding. The whole
 /// call — connect, head and body — is bounded by the call's timeout, so a policy never hangs
-/// on a slow service.
+/// on a slow service. A fetch with `upstream = "name"` goes to a target of that group, with its
+/// balancing, breakers and failover.
 struct UpstreamFetcher: HTTPFetching {
     let client: UpstreamClient
+    let groups: UpstreamGroups
 
     func fetch(_ request: FetchRequest, maxBodyBytes: Int) async -> Result<ResponseState, FetchFailure> {
         let outgoing = UpstreamClient.Request(
@@ -15,10 +17,21 @@ struct UpstreamFetcher: HTTPFetching {
             body: request.body.map { .text($0) } ?? .empty)
         let timeout = request.timeout
         let client = self.client
+        let group: UpstreamGroup?
+        if let name = request.upstream {
+            guard let found = groups.current[name] else { return .failure(FetchFailure("there is no upstream group '\(name)'")) }
+            group = found
+        } else {
+            group = nil
+        }
         // The engine bounds waiting for the answer and each read; this bounds the whole, a
         // connect to a black hole included.
         let outcome = await withTimeout(timeout) {
-            await client.fetch(outgoing, timeout: timeout, maxBodyBytes: maxBodyBytes)
+            if let group {
+                await client.fetch(group: group, outgoing, timeout: timeout, maxBodyBytes: maxBodyBytes)
+            } else {
+                await client.fetch(outgoing, timeout: timeout, maxBodyBytes: maxBodyBytes)
+            }
         }
         switch outcome {
         case .success(let response)?:
@@ -26,7 +39,16 @@ struct UpstreamFetcher: HTTPFetching {
         case .failure(let error)?:
             return .failure(FetchFailure(error.message))
         case nil:
-            return .failure(FetchFailure("\(request.url) did not answer within \(timeout)"))
+            return .failure(FetchFailure("\(request.upstream.map { "upstream group '\($0)' (\(request.url))" } ?? request.url) did not answer within \(timeout)"))
         }
     }
+}
+
+/// The Lua `upstreams` table's view of the groups installed last.
+struct GroupDirectory: UpstreamDirectory {
+    let groups: UpstreamGroups
+
+    var groupNames: [String] { groups.current.ordered.map(\.name) }
+
+    func state(of group: String) -> JSONValue? { groups.current[group]?.describe() }
 }

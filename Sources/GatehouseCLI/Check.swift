@@ -21,7 +21,7 @@ struct Check: AsyncParsableCommand {
                 loops: [group.next()], generation: 1, logger: logger)
             for warning in snapshot.config.warnings { print("warning: \(warning)") }
             let lua = snapshot.config.policies.values.filter(\.isLua).count
-            print("OK: \(snapshot.config.routes.count) routes, \(snapshot.config.policies.count) policies (\(lua) Lua), \(snapshot.config.consumers.count) consumers, \(snapshot.sources.files.count) plugin files")
+            print("OK: \(snapshot.config.routes.count) routes, \(snapshot.config.policies.count) policies (\(lua) Lua), \(snapshot.config.consumers.count) consumers, \(snapshot.config.upstreams.groups.count) upstream groups, \(snapshot.sources.files.count) plugin files")
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)

@@ -5,6 +5,17 @@ extension UpstreamClient {
     /// Why a fetch failed, in words for the script that made it (the URL is the script's own).
     public struct FetchError: Error, Sendable {
         public let message: String
+        /// What the failure says about the upstream (for breakers and retries on groups).
+        public var fault: Fault = .none
+
+        public enum Fault: Sendable {
+            /// Not the upstream's doing (a bad URL, an answer over the size limit).
+            case none
+            /// Not reached, or the connection broke before an answer: safe to retry.
+            case unreachable
+            /// A timeout or an invalid answer: counts against the upstream, not retried.
+            case failed
+        }
     }
 
     /// One whole exchange for `http.fetch`, on the same pools as forwarding: the response with
@@ -31,15 +42,17 @@ extension UpstreamClient {
         } catch let error as UpstreamError {
             switch error {
             case .invalidResponse(let detail):
-                return .failure(FetchError(message: "\(url) answered with an invalid \(detail.hasPrefix("status ") ? "status (\(detail.dropFirst(7)))" : "response: \(detail)")"))
+                return .failure(FetchError(message: "\(url) answered with an invalid \(detail.hasPrefix("status ") ? "status (\(detail.dropFirst(7)))" : "response: \(detail)")", fault: .failed))
             case .invalidURL:
                 return .failure(FetchError(message: "\(url) is not an http or https URL with a host"))
-            default:
-                if error.isTimeout { return .failure(FetchError(message: "\(url) did not answer within \(timeout)")) }
+            case .shuttingDown:
                 return .failure(FetchError(message: "\(url) failed: \(error)"))
+            default:
+                if error.isTimeout { return .failure(FetchError(message: "\(url) did not answer within \(timeout)", fault: .failed)) }
+                return .failure(FetchError(message: "\(url) failed: \(error)", fault: .unreachable))
             }
         } catch {
-            return .failure(FetchError(message: "\(url) failed: \(error)"))
+            return .failure(FetchError(message: "\(url) failed: \(error)", fault: .unreachable))
         }
     }
 }

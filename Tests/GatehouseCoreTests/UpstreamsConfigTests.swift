@@ -137,4 +137,27 @@ import Testing
         let e = errors(#"{ "coreGroups": [ { "coreName": "a", "baseUrl": "http://h", "routes": [ { "name": "r", "routeByPath": { "v": { "pathPrefix": "/", "transformPath": { "script": "x" } } } } ] } ] }"#)
         #expect(e.contains { $0.message.contains("transformPath is") })
     }
+
+    @Test func aggregateOptionsAreChecked() {
+        let groups = #"{ "groups": [ { "name": "users", "targets": [ { "url": "http://h" } ] } ] }"#
+        func route(_ options: String, path: String = "/agg/{id}") -> String {
+            #"{ "openapi": "3.1.0", "paths": { ""# + path + #"": { "get": { "x-gatehouse-route": { "handler": { "type": "aggregate", "options": "# + options + " } } } } } }"
+        }
+        let cases: [(String, String)] = [
+            (#"{ "services": { "u": { "group": "nope", "methods": { "get": { "path": "/u" } } } } }"#, "unknown upstream group 'nope'"),
+            (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u/${arg.0}" } } } } }"#, "unknown reference"),
+            (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "u" } } } } }"#, "path starts with '/'"),
+            (#"{ "services": { "u": { "group": "users", "methods": {} } } }"#, "has no methods"),
+            (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "calls": [ { "service": "u", "method": "put" } ] }"#, "has no method 'put'"),
+            (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "calls": [ { "service": "x", "method": "get" } ] }"#, "unknown service 'x'"),
+            (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "calls": [ { "service": "u", "method": "get", "args": ["${params.nope}"] } ] }"#, "not a parameter of the route path"),
+            (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "calls": [ { "service": "u", "method": "get" }, { "service": "u", "method": "get" } ] }"#, "two calls answer under the name 'u'"),
+            (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "maxCalls": 1, "calls": [ { "service": "u", "method": "get" }, { "name": "v", "service": "u", "method": "get" } ] }"#, "maxCalls is 1"),
+        ]
+        for (options, fragment) in cases {
+            let e = errors(groups, routes: route(options))
+            #expect(e.contains { $0.message.contains(fragment) && $0.file.hasSuffix("routes.oas.json") }, "\(fragment): \(e)")
+        }
+        #expect(errors(groups, routes: route(#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u/${args.0.id}" } } } } }"#)).isEmpty)
+    }
 }

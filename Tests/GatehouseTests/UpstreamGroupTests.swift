@@ -275,6 +275,35 @@ import Testing
         await stop(ups)
     }
 
+    @Test func retryOnSendsAnIdempotentRequestAnswered503ToAnotherTarget() async throws {
+        let ups = try await upstreams("sick", "well")
+        ups[0].echo.force(status: 503)
+        let files = ["config/upstreams.json": #"""
+        { "coreGroups": [
+            { "coreName": "retrying", "retryOn": [503], "circuitBreaker": false, "targets": [ { "url": "$env(SICK)", "weight": 2 }, { "url": "$env(WELL)" } ],
+              "routes": [ { "name": "r", "pathPrefix": "/" } ] },
+            { "coreName": "plain", "circuitBreaker": false, "targets": [ { "url": "$env(SICK)", "weight": 2 }, { "url": "$env(WELL)" } ],
+              "routes": [ { "name": "p", "pathPrefix": "/" } ] } ] }
+        """#]
+        try await withGateway(files, environment: ["SICK": ups[0].url, "WELL": ups[1].url]) { gateway, _ in
+            for _ in 0..<6 {
+                let r = try await send(gateway.baseURL + "/r/x")
+                #expect(r.status == 200)
+                #expect(r.json["upstream"] as? String == "well")
+            }
+            #expect(ups[0].echo.requestCount >= 3, "the sick target was tried first")
+            // Not idempotent: the 503 stands.
+            var statuses: [Int] = []
+            for _ in 0..<3 { statuses.append(try await send(gateway.baseURL + "/r/x", method: .POST, body: "{}").status) }
+            #expect(statuses.contains(503))
+            // Without retryOn the answer is passed on as it is.
+            var plain: [Int] = []
+            for _ in 0..<3 { plain.append(try await send(gateway.baseURL + "/p/x").status) }
+            #expect(plain.filter { $0 == 503 }.count == 2, "\(plain)")
+        }
+        await stop(ups)
+    }
+
     @Test func aReloadUnderLoadChangesTargetsWithoutAFailedRequest() async throws {
         let ups = try await upstreams("blue", "green")
         func config(_ urls: [String]) -> String {
@@ -334,6 +363,78 @@ import Testing
             #expect(b.json["upstream"] as? String == "beta")
             #expect(b.json["path"] as? String == "/base/v1/items/1", "the target's base path, joined once")
         }
+        await stop(ups)
+    }
+
+    // MARK: Scripts and the admin endpoint
+
+    @Test func scriptsReadGroupStateAndFetchThroughAGroupWithFailover() async throws {
+        let ups = try await upstreams("users")
+        let dead = try BadUpstream(.closeWithoutAnswer)
+        defer { dead.stop() }
+        let files = [
+            "config/upstreams.json": #"{ "groups": [ { "name": "users", "circuitBreaker": { "threshold": 1, "timeout": 60000 }, "targets": [ { "url": "$env(DEAD)", "weight": 2 }, { "url": "$env(USERS)" } ] } ] }"#,
+            "config/routes.oas.json": ConfigFixture.routes([
+                ("GET", "/fetch", #"{ "handler": { "type": "lua", "module": "$import(./plugins/fetcher)" } }"#),
+                ("GET", "/state", #"{ "handler": { "type": "lua", "module": "$import(./plugins/state)" } }"#),
+                ("GET", "/unknown", #"{ "handler": { "type": "lua", "module": "$import(./plugins/unknown)" } }"#),
+            ]),
+            "config/policies.json": #"{ "policies": [] }"#,
+            "plugins/fetcher.lua": """
+            return function(request, context)
+              local res, err = http.fetch("/from/lua?x=1", { upstream = "users" })
+              if res == nil then return Response.json({ error = err }, { status = 502 }) end
+              return res
+            end
+            """,
+            "plugins/state.lua": """
+            return function() return Response.json({ names = upstreams.names(), users = upstreams.get("users"), none = upstreams.get("none") == nil }) end
+            """,
+            "plugins/unknown.lua": """
+            return function()
+              local res, err = http.fetch("/x", { upstream = "nope" })
+              return Response.json({ error = err })
+            end
+            """,
+        ]
+        let fixture = try ConfigFixture(files: files)
+        defer { fixture.remove() }
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory],
+            environment: ["DEAD": dead.url, "USERS": ups[0].url], logger: LogCapture().logger(), admin: true)
+        do {
+            // Smooth round robin tries the heavier, dead target first; the idempotent fetch is
+            // retried on the other.
+            let fetched = try await send(gateway.baseURL + "/fetch")
+            #expect(fetched.status == 200)
+            #expect(fetched.json["upstream"] as? String == "users")
+            #expect(fetched.json["path"] as? String == "/from/lua?x=1")
+            #expect(dead.connections == 1)
+
+            let state = try await send(gateway.baseURL + "/state").json
+            #expect(state["names"] as? [String] == ["users"])
+            #expect(state["none"] as? Bool == true)
+            let users = try #require(state["users"] as? [String: Any])
+            #expect(users["available"] as? Bool == true)
+            let targets = try #require(users["targets"] as? [[String: Any]])
+            #expect(targets.map { $0["breaker"] as? String } == ["open", "closed"])
+            #expect(targets.map { $0["available"] as? Bool } == [false, true])
+            #expect(targets.map { $0["weight"] as? Int } == [2, 1])
+
+            let unknown = try await send(gateway.baseURL + "/unknown").json
+            #expect((unknown["error"] as? String)?.contains("no upstream group 'nope'") == true)
+
+            let admin = try await send("http://127.0.0.1:\(try #require(gateway.adminPort))/upstreams")
+            #expect(admin.status == 200)
+            let groups = try #require((try? JSONSerialization.jsonObject(with: Data(admin.body.utf8))) as? [[String: Any]])
+            #expect(groups.first?["name"] as? String == "users")
+            #expect((groups.first?["targets"] as? [[String: Any]])?.first?["breaker"] as? String == "open")
+        } catch {
+            try await gateway.stop()
+            await stop(ups)
+            throw error
+        }
+        try await gateway.stop()
         await stop(ups)
     }
 }

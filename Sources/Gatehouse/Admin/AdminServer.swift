@@ -1,5 +1,7 @@
 import Foundation
+import GatehouseCore
 import GatehousePolicies
+import GatehouseUpstreams
 import HTTPTypes
 public import Hummingbird
 public import Logging
@@ -9,6 +11,7 @@ import NIOCore
 ///
 /// - `GET /status`: generation, load time, reload count, last reload error (file and line).
 /// - `GET /plugins`: each plugin file's name, version, directory and SHA-256.
+/// - `GET /upstreams`: every upstream group with its targets' breaker, health and load.
 /// - `POST /reload`: reload now; 200 with the new generation or 422 with the errors.
 ///
 /// When `token` is set every call needs `Authorization: Bearer <token>` (compared in constant time).
@@ -24,6 +27,12 @@ public enum AdminServer {
         }
         router.get("plugins") { _, _ -> Response in
             try json(store.current.plugins)
+        }
+        router.get("upstreams") { _, _ -> Response in
+            let groups = JSONValue.array(store.served.groups.ordered.map { $0.describe() })
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: groups.serialized())))
         }
         router.post("reload") { _, _ -> Response in
             switch await reloader.reload(reason: "admin endpoint") {

@@ -42,9 +42,13 @@ public enum PolicyTestRunner {
         // Policies that call http.fetch in a test reach real services (routes' upstreams are stubbed).
         let client = UpstreamClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         defer { Task { await client.shutdown() } }
+        let groupRegistry = UpstreamGroups(client: nil, logger: logger)
         let snapshot = try await Snapshot.load(
             configDirectory: configDirectory, pluginDirectories: pluginDirectories, loops: [loop], generation: 1,
-            logger: logger, environment: environment, services: RuntimeServices(fetcher: UpstreamFetcher(client: client)))
+            logger: logger, environment: environment,
+            services: RuntimeServices(fetcher: UpstreamFetcher(client: client, groups: groupRegistry), upstreams: GroupDirectory(groups: groupRegistry)))
+        // What http.fetch by group name and the upstreams table see (no active checks).
+        _ = groupRegistry.install(snapshot.config.upstreams, settings: snapshot.config.settings)
         let runtime = snapshot.runtime(for: loop)
         var results: [CaseResult] = []
         let modules = snapshot.sources.files.filter { $0.key.hasSuffix("_test") && testDirectories.contains($0.value.directory) }
@@ -143,7 +147,7 @@ public enum PolicyTestRunner {
                 return (.object(["outcome": "no-route", "error": .string("no route matches \(method.rawValue) \(path)")]), state)
             }
             let stub = StubUpstream(answer: testCase.upstream)
-            // Fresh groups (every breaker closed, no active checks): the stub answers for every target.
+            // Fresh groups per case (every breaker closed): the stub answers for every target.
             let groups = UpstreamGroups(client: nil, logger: logger).install(snapshot.config.upstreams, settings: snapshot.config.settings)
             let response = await RequestPipeline(upstream: stub, logger: logger)
                 .handle(state, route: routeIndex, snapshot: snapshot, groups: groups, runtime: runtime)

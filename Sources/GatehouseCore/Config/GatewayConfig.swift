@@ -342,13 +342,15 @@ struct ConfigLoader {
                 throw node.error("handler 'upstream-group' needs options.group, or coreGroups routes / cores in \(GatewayConfig.upstreamsFile) to route by")
             }
             return .upstreamGroup(group: nil, forwardSearch: forwardSearch, preserveHost: preserveHost)
+        case "aggregate":
+            return .aggregate(try aggregate(options, at: node, template: template, upstreams: upstreams))
         case "lua":
             let moduleNode = try node.requiredMember("module")
             let text = try moduleNode.string()
             guard let module = ModuleReference.parse(text) else { throw moduleNode.error("expected $import(./plugins/<name>), found '\(text)'") }
             return .lua(module: module, export: try node.member("export")?.string() ?? "default", options: try options?.json() ?? .object([:]))
         default:
-            throw typeNode.error("unknown handler type '\(type)' (known: url-rewrite, url-forward, upstream-group, static, lua)")
+            throw typeNode.error("unknown handler type '\(type)' (known: url-rewrite, url-forward, upstream-group, aggregate, static, lua)")
         }
     }
 

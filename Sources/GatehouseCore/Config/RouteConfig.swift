@@ -45,6 +45,8 @@ public enum HandlerConfig: Sendable {
     /// `url-forward` does; or, without one, the group and path the path-routing table of
     /// `upstreams.json` gives (a policy may name the group in `context.custom.upstream`).
     case upstreamGroup(group: String?, forwardSearch: Bool, preserveHost: Bool)
+    /// Several calls to upstream groups in parallel, merged into one JSON answer.
+    case aggregate(AggregateConfig)
     /// A fixed response, for mocks and health checks.
     case staticResponse(status: Int, headers: [(String, String)], body: String)
     /// A Lua module function that returns the response.

@@ -35,6 +35,9 @@ public struct UpstreamGroupConfig: Sendable, Equatable {
     /// Upstream answers that count as a target's failure (never a 4xx).
     public var failureStatuses: Set<Int>
     public var activeCheck: ActiveHealthCheck?
+    /// Answers on which an idempotent request is retried once on another target (as nginx's
+    /// `proxy_next_upstream http_503`); none by default: only a failure before any answer is.
+    public var retryStatuses: Set<Int> = []
     /// Where the group is declared, for messages.
     public var location: ConfigError
 

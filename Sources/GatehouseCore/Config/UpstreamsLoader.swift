@@ -127,6 +127,14 @@ extension ConfigLoader {
                 }
             case "loadBalancing":
                 group.loadBalancing = try loadBalancing(value)
+            case "retryOn":
+                var statuses: Set<Int> = []
+                for s in try value.elements() {
+                    let code = try s.int()
+                    guard (500...599).contains(code) else { throw s.error("only 5xx answers can be retried on another target") }
+                    statuses.insert(code)
+                }
+                group.retryStatuses = statuses
             case "circuitBreaker":
                 if case .scalar = value.node, (try? value.bool()) == false {
                     group.circuitBreaker = nil

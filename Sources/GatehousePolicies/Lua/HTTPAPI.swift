@@ -61,13 +61,24 @@ extension PolicyRuntime {
         return nil
     }
 
-    /// Reads `url` and an options table (`method`, `headers`, `body`, `timeout` seconds).
+    /// Reads `url` and an options table (`method`, `headers`, `body`, `timeout` seconds, and
+    /// `upstream`: a group name, with `url` then the path to fetch from it).
     func fetchRequest(_ L: LuaState, url: Int32, options: Int32, defaults: Int32?) -> Result<FetchRequest, FetchError> {
-        guard let text = L.toString(at: url), text.hasPrefix("http://") || text.hasPrefix("https://") else {
-            return .failure(FetchError(text: "the URL must be an absolute http:// or https:// URL"))
-        }
+        guard let text = L.toString(at: url) else { return .failure(FetchError(text: "the URL must be a string")) }
         var request = FetchRequest(url: text, method: .get, headers: [:], body: nil, timeout: .seconds(10))
-        for table in [defaults, options > 0 && L.type(at: options) == .table ? options : nil].compactMap({ $0 }) {
+        let tables = [defaults, options > 0 && L.type(at: options) == .table ? options : nil].compactMap { $0 }
+        for table in tables {
+            if L.rawGet(table, field: "upstream") == .string { request.upstream = L.toString(at: -1) }
+            L.pop()
+        }
+        if let group = request.upstream {
+            guard text.hasPrefix("/"), text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                return .failure(FetchError(text: "with upstream = \"\(group)\", the URL is the path to fetch (starting with '/')"))
+            }
+        } else if !(text.hasPrefix("http://") || text.hasPrefix("https://")) {
+            return .failure(FetchError(text: "the URL must be an absolute http:// or https:// URL (or a path, with the upstream option naming a group)"))
+        }
+        for table in tables {
             if L.rawGet(table, field: "method") == .string, let m = HTTPRequest.Method(L.toString(at: -1)!.uppercased()) { request.method = m }
             L.pop()
             if L.rawGet(table, field: "timeout") == .number, let seconds = L.toNumber(at: -1), seconds > 0 {

@@ -1,4 +1,4 @@
-import GatehouseCore
+public import GatehouseCore
 public import HTTPTypes
 import NIOConcurrencyHelpers
 
@@ -6,14 +6,17 @@ import NIOConcurrencyHelpers
 /// server and kept across reloads, so caches and loaded values survive a reload.
 public final class RuntimeServices: Sendable {
     public let fetcher: (any HTTPFetching)?
+    /// Behind the Lua `upstreams` table (nil: no groups, as in `gatehouse test`).
+    public let upstreams: (any UpstreamDirectory)?
     private let zones = NIOLockedValueBox<[String: ZoneCache]>([:])
     let loaders: LoaderRegistry
     let jwks: JWKSCache
     /// What the caches and loaders read the time from (a manual clock in tests).
     public let clock: ServiceClock
 
-    public init(fetcher: (any HTTPFetching)?, clock: ServiceClock = .system) {
+    public init(fetcher: (any HTTPFetching)?, upstreams: (any UpstreamDirectory)? = nil, clock: ServiceClock = .system) {
         self.fetcher = fetcher
+        self.upstreams = upstreams
         self.clock = clock
         loaders = LoaderRegistry(clock: clock)
         jwks = JWKSCache(clock: clock)
@@ -37,14 +40,26 @@ public struct FetchRequest: Sendable {
     public var headers: HTTPFields
     public var body: String?
     public var timeout: Duration
+    /// An upstream group to fetch from (`url` is then the path): its balancing, breakers and
+    /// failover apply.
+    public var upstream: String?
 
-    public init(url: String, method: HTTPRequest.Method, headers: HTTPFields, body: String?, timeout: Duration) {
+    public init(url: String, method: HTTPRequest.Method, headers: HTTPFields, body: String?, timeout: Duration, upstream: String? = nil) {
         self.url = url
         self.method = method
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.upstream = upstream
     }
+}
+
+/// What scripts may know about the upstream groups (the Lua `upstreams` table).
+public protocol UpstreamDirectory: Sendable {
+    /// Group names in config order.
+    var groupNames: [String] { get }
+    /// A group's live state (see docs/lua-api.md, `upstreams.get`), nil for no such group.
+    func state(of group: String) -> JSONValue?
 }
 
 /// Performs `http.fetch`: the whole response, body read, or a message saying what failed.

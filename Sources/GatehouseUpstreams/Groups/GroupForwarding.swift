@@ -11,7 +11,8 @@ extension UpstreamForwarding {
     /// `path` (and `query`, byte for byte) is joined onto the chosen target's URL. A request
     /// that failed before the upstream answered is retried once when that is safe (idempotent,
     /// body replayable, not a timeout, not cancelled): on another available target, or the
-    /// same one when it is the only one. No available target: 503 naming the group.
+    /// same one when it is the only one. An answer with a `retryOn` status is retried once on
+    /// another target (never the same). No available target: 503 naming the group.
     public func forward(
         group: UpstreamGroup, path: String, query: String?, method: HTTPRequest.Method, headers: HTTPFields, body: MessageBody,
         client: ClientInfo, preserveHost: Bool, hashKey: String?, requestId: String, logger: Logger
@@ -22,30 +23,49 @@ extension UpstreamForwarding {
         let responseTimeout = group.config.responseTimeoutMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
         var tried: Set<Int> = []
         var firstFailure: Problem?
+        var next = group.acquire(hashKey: hashKey)
         while true {
-            guard let lease = group.acquire(excluding: tried, hashKey: hashKey) ?? (tried.isEmpty ? nil : group.acquire(hashKey: hashKey)) else {
+            guard let lease = next ?? (tried.isEmpty ? nil : group.acquire(hashKey: hashKey)) else {
                 // Nothing to retry on (the failure may just have opened the only breaker): the
                 // failure itself is the answer.
                 throw firstFailure ?? group.unavailableProblem()
             }
+            next = nil
             var url = PathJoin.join(lease.url, path)
             if let query { url += "?" + query }
             let outgoing = UpstreamClient.Request(
                 url: url, method: method, headers: headers, body: body, connectTimeout: connectTimeout, responseTimeout: responseTimeout)
+            let response: UpstreamClient.Response
             do {
-                let response = try await send(outgoing, logger: logger)
-                lease.finish(group.config.failureStatuses.contains(response.status.code) ? .failure : .success)
-                return (response, body)
+                response = try await send(outgoing, logger: logger)
             } catch {
                 let countsAgainstTarget = !Task.isCancelled && ProxyRules.upstreamFault(error)
                 lease.finish(countsAgainstTarget ? .failure : .neutral)
                 guard tried.isEmpty, ProxyRules.mayRetry(method: method, body: body, after: error) else { throw error }
                 tried.insert(lease.target)
                 firstFailure = error
+                next = group.acquire(excluding: tried, hashKey: hashKey)
                 logger.info("retrying an idempotent request once after an upstream failure", metadata: [
                     "request-id": .string(requestId), "group": .string(group.name),
                 ])
+                continue
             }
+            let code = response.status.code
+            lease.finish(group.config.failureStatuses.contains(code) ? .failure : .success)
+            // `retryOn`: an answer such as 503 from one target, for a request that may be
+            // sent again, goes to another target once; its body is dropped unread (the
+            // connection is then closed, never reused). Without another target the answer
+            // stands.
+            if tried.isEmpty, group.config.retryStatuses.contains(code), ProxyRules.idempotent.contains(method), ProxyRules.replayable(body),
+               !Task.isCancelled, let other = group.acquire(excluding: [lease.target], hashKey: hashKey) {
+                tried.insert(lease.target)
+                next = other
+                logger.info("retrying an idempotent request on another target after a \(code) answer", metadata: [
+                    "request-id": .string(requestId), "group": .string(group.name),
+                ])
+                continue
+            }
+            return (response, body)
         }
     }
 }

@@ -33,6 +33,11 @@ public final class UpstreamGroups: Sendable {
     private let logger: Logger
     private let health = NIOLockedValueBox<[Key: TargetHealth]>([:])
     private let checks = NIOLockedValueBox<[Task<Void, Never>]>([])
+    private let latest = NIOLockedValueBox(UpstreamGroupSet())
+
+    /// The set installed last: what `http.fetch` by group name and the Lua `upstreams` table
+    /// use (a request's forwarding uses the set published with its snapshot).
+    public var current: UpstreamGroupSet { latest.withLockedValue { $0 } }
 
     /// `client` sends the active checks (nil: no active checks, as in `gatehouse test`).
     public init(client: UpstreamClient?, logger: Logger) {
@@ -67,6 +72,7 @@ public final class UpstreamGroups: Sendable {
             return UpstreamGroupSet(groups)
         }
         startChecks(set, settings: settings)
+        latest.withLockedValue { $0 = set }
         return set
     }
 

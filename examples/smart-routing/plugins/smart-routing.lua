@@ -1,6 +1,7 @@
--- Smart routing: each customer's routing record (primary and secondary backend) comes from a
--- routing service over HTTP and is cached for options.cacheSeconds in a zone shared by every
--- event loop. The customer id comes from the API key's metadata.
+-- Smart routing: each customer's routing record (the upstream group that serves it: a primary
+-- tier and a secondary one, see config/upstreams.json) comes from a routing service over HTTP
+-- and is cached for options.cacheSeconds in a zone shared by every event loop. The customer id
+-- comes from the API key's metadata.
 local records = cache.zone("ROUTE_INFO", { maxEntries = 10000 })
 
 local policy = {
@@ -33,9 +34,10 @@ function policy.inbound(request, context, options)
     record = res:json()
     records:put(customerId, record, options.cacheSeconds)
   end
-  context.custom.primaryUrl = record.primaryUrl
-  context.custom.secondaryUrl = record.secondaryUrl
-  context.custom.customerId = customerId
+  -- The group's tiers do the failover; the backend gets the path after /api.
+  context.custom.upstream = record.upstream
+  request.path = "/" .. request.params.path
+  request.headers:set("x-customer-id", customerId)
   return request
 end
 

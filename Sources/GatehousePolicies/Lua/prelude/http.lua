@@ -11,10 +11,12 @@ local response_obj, header_fields, plain = internal.response_obj, internal.heade
 -- A plain copy of fetch options `opts` (nil stays nil); errors are raised at the caller's `level`.
 local function fetch_options(opts, level, what)
   if opts == nil then return nil end
-  if type(opts) ~= "table" then error("fetch options must be a table {method=, headers=, body=, timeout=}", level + 1) end
+  if type(opts) ~= "table" then error("fetch options must be a table {method=, headers=, body=, timeout=, upstream=}", level + 1) end
   local headers = opts.headers
   if type(headers) == "table" then headers = header_fields(headers, level + 1, what) else headers = nil end
-  return { method = opts.method, timeout = opts.timeout, body = plain(opts.body), headers = headers }
+  local upstream = opts.upstream
+  if upstream ~= nil and type(upstream) ~= "string" then error((what or "") .. "fetch option upstream must be a group name", level + 1) end
+  return { method = opts.method, timeout = opts.timeout, body = plain(opts.body), headers = headers, upstream = upstream }
 end
 
 local http = {}

@@ -92,6 +92,7 @@ local gatehouse = readonly({
   http = readonly(internal.http, "http"),
   cache = readonly(internal.cache, "cache"),
   loader = readonly(internal.loader, "loader"),
+  upstreams = readonly(internal.upstreams, "upstreams"),
 }, "gatehouse")
 
 -- Globals -----------------------------------------------------------------------------------
@@ -99,6 +100,7 @@ G.Response = gatehouse.Response
 G.http = gatehouse.http
 G.cache = gatehouse.cache
 G.loader = gatehouse.loader
+G.upstreams = gatehouse.upstreams
 G.problems = gatehouse.problems
 G.json = gatehouse.json
 G.env = env
