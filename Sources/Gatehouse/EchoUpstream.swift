@@ -13,7 +13,8 @@ import NIOCore
 /// `x-echo-pad-bytes: 200000` adds a `pad` field of that many bytes (a large answer),
 /// `x-echo-early: 1` answers at once without reading the request body (as nginx's `return`
 /// does; the body is then reported as `"(unread)"`);
-/// ``force(status:)`` and ``force(delayMilliseconds:)`` do the same for every request.
+/// ``force(status:)`` and ``force(delayMilliseconds:)`` do the same for every request;
+/// ``closeGate()`` holds every request until ``openGate()``.
 public final class EchoUpstream: Sendable {
     public let name: String
     private let count = NIOLockedValueBox(0)
@@ -21,6 +22,23 @@ public final class EchoUpstream: Sendable {
     private let forced = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int?)>((nil, nil))
     private let connections = NIOLockedValueBox<Set<ObjectIdentifier>>([])
     private let inFlight = NIOLockedValueBox<(now: Int, most: Int)>((0, 0))
+    /// While closed, requests wait (after being counted) until ``openGate()``.
+    private let gate = NIOLockedValueBox<(closed: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    /// Requests wait until ``openGate()``: a test then knows they overlap without timing them.
+    public func closeGate() { gate.withLockedValue { $0.closed = true } }
+
+    /// Lets waiting and later requests through.
+    public func openGate() {
+        let waiting = gate.withLockedValue { g in
+            defer { g = (false, []) }
+            return g.waiting
+        }
+        for w in waiting { w.resume() }
+    }
+
+    /// Requests being answered right now.
+    public var inFlightNow: Int { inFlight.withLockedValue { $0.now } }
 
     /// Answer every request with this status (nil: 200 or the request's x-echo-status).
     public func force(status: Int?) { forced.withLockedValue { $0.status = status } }
@@ -65,6 +83,13 @@ public final class EchoUpstream: Sendable {
         let forced = self.forced.withLockedValue { $0 }
         inFlight.withLockedValue { $0.now += 1; $0.most = max($0.most, $0.now) }
         defer { inFlight.withLockedValue { $0.now -= 1 } }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let wait = gate.withLockedValue { g in
+                if g.closed { g.waiting.append(c) }
+                return g.closed
+            }
+            if !wait { c.resume() }
+        }
         if let delay = forced.delayMilliseconds ?? headers["x-echo-delay-ms"].flatMap(Int.init) {
             try await Task.sleep(for: .milliseconds(delay))
         }

@@ -19,14 +19,16 @@ struct UpstreamFetcher: HTTPFetching {
         let client = self.client
         let group: UpstreamGroup?
         if let name = request.upstream {
-            guard let found = groups.current[name] else { return .failure(FetchFailure("there is no upstream group '\(name)'")) }
+            guard let found = groups.group(named: name) else { return .failure(FetchFailure("there is no upstream group '\(name)'")) }
             group = found
         } else {
             group = nil
         }
         // The engine bounds waiting for the answer and each read; this bounds the whole, a
-        // connect to a black hole included.
-        let outcome = await withTimeout(timeout) {
+        // connect to a black hole included. For a group the engine's own deadlines (connect
+        // and response, each within the call's timeout) come first, so a target that does not
+        // answer is a failure for its breaker; this bound is the backstop.
+        let outcome = await withTimeout(group == nil ? timeout : timeout + .milliseconds(250)) {
             if let group {
                 await client.fetch(group: group, outgoing, timeout: timeout, maxBodyBytes: maxBodyBytes)
             } else {

@@ -45,7 +45,8 @@ extension UpstreamClient {
                 return .failure(FetchError(message: "\(url) answered with an invalid \(detail.hasPrefix("status ") ? "status (\(detail.dropFirst(7)))" : "response: \(detail)")", fault: .failed))
             case .invalidURL:
                 return .failure(FetchError(message: "\(url) is not an http or https URL with a host"))
-            case .shuttingDown:
+            case .shuttingDown, .poolExhausted:
+                // The gateway's own state, not the upstream's.
                 return .failure(FetchError(message: "\(url) failed: \(error)"))
             default:
                 if error.isTimeout { return .failure(FetchError(message: "\(url) did not answer within \(timeout)", fault: .failed)) }

@@ -91,6 +91,14 @@ public final class UpstreamClient: UpstreamForwarding {
             logger.warning("upstream answered with invalid HTTP", metadata: ["upstream": .string(url), "error": .string(detail)])
             return Problem(status: .badGateway, type: Problem.Kind.upstreamInvalidResponse, detail: "The upstream service answered with an invalid response.")
         }
+        if case .poolExhausted = upstreamError {
+            // The gateway's own limit (upstreamConnectionsPerLoop and its queue), not the
+            // upstream's fault: a 503 that no breaker counts and nothing retries.
+            logger.warning("no upstream connection became free in time", metadata: ["upstream": .string(url)])
+            var headers = HTTPFields()
+            headers[.retryAfter] = "1"
+            return Problem(status: .serviceUnavailable, type: Problem.Kind.upstreamBusy, detail: "The gateway has no free connection to the upstream service.", headers: headers)
+        }
         logger.warning("upstream request failed", metadata: ["upstream": .string(url), "error": .string("\(error)")])
         if upstreamError?.isTimeout == true {
             return Problem(status: .gatewayTimeout, type: Problem.Kind.upstreamTimeout, detail: "The upstream service did not answer in time.")

@@ -72,6 +72,9 @@ import Testing
         #expect(routed(try config(false), "/global/v2/users/123") == "http://localhost:4005/api/http/users/123")
         #expect(routed(try config(false), "/global/v2/users") == "http://localhost:4005/api/http/users/")
         #expect(routed(try config(false), "/global/v1/users") == nil, "no key matches and no catch-all")
+        let withLegacy = try load(#"{ "coreGroups": [ { "coreName": "api", "baseUrl": "http://a", "routes": [ { "name": "global", "routeByPath": { "v2": { "pathPrefix": "/x/" } } } ] } ], "cores": [ { "name": "all", "url": "http://b/", "pathPrefix": "/" } ] }"#)
+        #expect(routed(withLegacy, "/global/v1") == nil, "a named route decides; no fall-through to a legacy prefix")
+        #expect(routed(withLegacy, "/other/v1") == "http://b/other/v1")
     }
 
     @Test func transformPathReplace() throws {

@@ -126,6 +126,8 @@ import Testing
         """#)
         #expect(e.contains { $0.line == 3 && $0.message.contains("duplicate route name 'users'") })
         #expect(e.contains { $0.line == 4 && $0.message.contains("duplicate cores pathPrefix 'x'") })
+        let legacyTargets = errors(#"{ "cores": [ { "name": "c", "url": "http://h/api/", "pathPrefix": "/x", "targets": [ { "url": "http://i/api" } ] } ] }"#)
+        #expect(legacyTargets.contains { $0.message.contains("use coreGroups for several targets") })
     }
 
     @Test func aLuaTransformNamesAModuleAndExport() throws {
@@ -152,6 +154,7 @@ import Testing
             (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "calls": [ { "service": "x", "method": "get" } ] }"#, "unknown service 'x'"),
             (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "calls": [ { "service": "u", "method": "get", "args": ["${params.nope}"] } ] }"#, "not a parameter of the route path"),
             (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "calls": [ { "service": "u", "method": "get" }, { "service": "u", "method": "get" } ] }"#, "two calls answer under the name 'u'"),
+            (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "calls": [ { "name": "errors", "service": "u", "method": "get" } ] }"#, "\"errors\" is reserved"),
             (#"{ "services": { "u": { "group": "users", "methods": { "get": { "path": "/u" } } } }, "maxCalls": 1, "calls": [ { "service": "u", "method": "get" }, { "name": "v", "service": "u", "method": "get" } ] }"#, "maxCalls is 1"),
         ]
         for (options, fragment) in cases {

@@ -8,7 +8,7 @@ import Testing
     static let services = #"""
     "services": {
       "users": { "group": "users", "required": true, "methods": { "get": { "path": "/users/${args.0}" } } },
-      "orders": { "group": "orders", "timeoutMs": 300, "methods": { "list": { "path": "/orders?userId=${args.0.userId}&limit=5" } } },
+      "orders": { "group": "orders", "timeoutMs": 2000, "methods": { "list": { "path": "/orders?userId=${args.0.userId}&limit=5" } } },
       "inventory": { "group": "inventory", "methods": { "check": { "path": "/stock/${args.0}" },
                                                         "reserve": { "method": "POST", "path": "/reservations", "bodyArg": 0 } } }
     }
@@ -57,7 +57,9 @@ import Testing
 
     @Test func oneSlowOneFailingOneGoodGivesAPartialAnswerInCallOrder() async throws {
         try await withAggregator { gateway, up in
-            up["orders"]!.echo.force(delayMilliseconds: 3000)
+            // Held at the upstream until after the answer: its 2 s timeout runs out.
+            up["orders"]!.echo.closeGate()
+            defer { up["orders"]!.echo.openGate() }
             up["inventory"]!.echo.force(status: 503)
             let r = try await aggregate(gateway, Self.seedCalls)
             #expect(r.status == 200)
@@ -67,7 +69,7 @@ import Testing
             #expect(r.json["orders"] is NSNull)
             #expect(r.json["inventory"] is NSNull)
             let errors = try #require(r.json["errors"] as? [String: String])
-            #expect(errors["orders"] == "no answer within 300 ms")
+            #expect(errors["orders"] == "no answer within 2000 ms")
             #expect(errors["inventory"] == "answered 503")
             // Keys in call order (the slow call finished last, the good one first).
             let order = ["\"users\":", "\"orders\":", "\"inventory\":", "\"errors\":"].map { r.body.range(of: $0)?.lowerBound }
@@ -88,7 +90,29 @@ import Testing
             #expect((r.json["orders"] as? [String: Any])?["path"] as? String == "/orders?userId=x%26y%3D1&limit=5")
             let reserve = try #require(r.json["res"] as? [String: Any])
             #expect(reserve["method"] as? String == "POST")
-            #expect(reserve["body"] as? String == #"{"qty":2,"sku":"SKU-1"}"# || (reserve["body"] as? String)?.contains("SKU-1") == true)
+            let sent = try #require((reserve["body"] as? String).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any])
+            #expect(sent["sku"] as? String == "SKU-1" && sent["qty"] as? Int == 2)
+            #expect((reserve["headers"] as? [String: String])?["content-type"] == "application/json")
+        }
+    }
+
+    @Test func argumentsCannotLeaveTheirSegmentAndConditionalHeadersAreDropped() async throws {
+        try await withAggregator { gateway, up in
+            let r = try await send(
+                gateway.baseURL + "/api/aggregate", method: .POST,
+                headers: [("content-type", "application/json"), ("accept-encoding", "gzip"), ("if-none-match", "\"x\""), ("range", "bytes=0-1"), ("x-tenant", "t1")],
+                body: #"{"calls":[{"name":"up","service":"users","method":"get","args":[".."],"required":false},{"name":"empty","service":"users","method":"get","args":[""],"required":false},{"name":"ok","service":"users","method":"get","args":["..."]}]}"#)
+            #expect(r.status == 200)
+            let errors = try #require(r.json["errors"] as? [String: String])
+            #expect(errors["up"]?.contains("'..'") == true)
+            #expect(errors["empty"] != nil)
+            let ok = try #require(r.json["ok"] as? [String: Any])
+            #expect(ok["path"] as? String == "/users/...")
+            let headers = try #require(ok["headers"] as? [String: String])
+            #expect(headers["x-tenant"] == "t1", "the client's other headers go on")
+            #expect(headers["accept-encoding"] == nil && headers["if-none-match"] == nil && headers["range"] == nil)
+            #expect(headers["accept"] == "application/json")
+            #expect(up["users"]!.echo.requestCount == 1, "only the call that stays in its segment was made")
         }
     }
 
@@ -110,12 +134,21 @@ import Testing
 
     @Test func callsRunInParallel() async throws {
         try await withAggregator { gateway, up in
-            up["users"]!.echo.force(delayMilliseconds: 400)
-            let r = try await aggregate(gateway, #"""
-            {"name":"a","service":"users","method":"get","args":["1"]},{"name":"b","service":"users","method":"get","args":["2"]},{"name":"c","service":"users","method":"get","args":["3"]}
-            """#)
+            let echo = up["users"]!.echo
+            echo.closeGate()
+            let answer = Task {
+                try await aggregate(gateway, #"""
+                {"name":"a","service":"users","method":"get","args":["1"]},{"name":"b","service":"users","method":"get","args":["2"]},{"name":"c","service":"users","method":"get","args":["3"]}
+                """#)
+            }
+            // All three are at the upstream at once; the gate keeps them there.
+            let deadline = Date().addingTimeInterval(15)
+            while echo.inFlightNow < 3 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(echo.inFlightNow == 3)
+            echo.openGate()
+            let r = try await answer.value
             #expect(r.status == 200)
-            #expect(up["users"]!.echo.mostInFlight == 3, "all three were at the upstream at once")
+            #expect(["a", "b", "c"].allSatisfy { r.json[$0] is [String: Any] })
         }
     }
 

@@ -138,4 +138,14 @@ import Testing
         #expect(h.recordCheck(ok: true, check: check))
         #expect(h.admit(at: at(0)) != nil)
     }
+
+    @Test func removingTheActiveCheckMakesAnUnhealthyTargetHealthy() {
+        let h = TargetHealth(breaker: nil, probeDeadline: .seconds(1))
+        let check = ActiveHealthCheck(path: "/h", unhealthyThreshold: 1)
+        #expect(!h.recordCheck(ok: false, check: check))
+        h.reconfigure(breaker: nil, probeDeadline: .seconds(1), activeCheck: true)
+        #expect(h.admit(at: at(0)) == nil, "still checked: still out")
+        h.reconfigure(breaker: nil, probeDeadline: .seconds(1), activeCheck: false)
+        #expect(h.admit(at: at(0)) != nil, "nothing could put it back otherwise")
+    }
 }

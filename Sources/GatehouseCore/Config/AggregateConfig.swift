@@ -133,6 +133,10 @@ public struct CallTemplate: Sendable, Equatable {
                 case .null: return .failure(TemplateError("argument \(([String(index)] + fields).joined(separator: ".")) is missing"))
                 default: return .failure(TemplateError("argument \(([String(index)] + fields).joined(separator: ".")) must be a string, number or boolean"))
                 }
+                if !inQuery && (text.isEmpty || text == "." || text == "..") {
+                    // It would name another resource of the service (`/users/` or `/users/..`).
+                    return .failure(TemplateError("argument \(([String(index)] + fields).joined(separator: ".")) makes an empty, '.' or '..' path segment"))
+                }
                 out += inQuery ? PathCoding.encodeQueryComponent(text) : PathCoding.encodePathSegment(text)
             }
         }

@@ -28,6 +28,7 @@ extension ConfigLoader {
             for (call, node) in zip(calls, try options.requiredMember("calls").elements()) {
                 guard let service = services[call.service] else { throw node.error("unknown service '\(call.service)' (not in options.services)") }
                 guard service.methods[call.method] != nil else { throw node.error("service '\(call.service)' has no method '\(call.method)'") }
+                guard call.name != "errors" else { throw node.error("\"errors\" is reserved for the failures: give the call another \"name\"") }
                 guard names.insert(call.name).inserted else { throw node.error("two calls answer under the name '\(call.name)': give one a \"name\"") }
             }
             guard calls.count <= maxCalls else { throw options.error("\(calls.count) calls are declared but maxCalls is \(maxCalls)") }

@@ -56,6 +56,9 @@ extension ConfigLoader {
                 for node in record(Result { () throws(ConfigError) in try value.elements() }) ?? [] {
                     guard let (group, core) = record(Result { () throws(ConfigError) in
                         let name = try Self.groupName(try node.requiredMember("name"))
+                        if let targets = try node.member("targets") {
+                            throw targets.error("a legacy cores entry has one url; use coreGroups for several targets")
+                        }
                         var group = try upstreamGroup(node, name: name, extraKeys: ["name", "url", "pathPrefix"], baseURL: try node.requiredMember("url"))
                         let prefixNode = try node.requiredMember("pathPrefix")
                         let prefix = try prefixNode.string()

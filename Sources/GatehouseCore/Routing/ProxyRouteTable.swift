@@ -117,7 +117,8 @@ public struct ProxyRouteTable: Sendable {
         // What follows the name, with its leading `/` ("" for `/users`, "/" for `/users/`).
         let rest = String(trimmed[nameEnd...])
         if !name.isEmpty, let route = routes[name] {
-            if let resolved = Self.resolve(rest: rest, in: route) { return resolved }
+            // A named route decides: no key and no catch-all is a 404, not a legacy prefix.
+            return Self.resolve(rest: rest, in: route)
         }
         for core in legacy where core.pathPrefix.isEmpty || trimmed == core.pathPrefix || trimmed.hasPrefix(core.pathPrefix + "/") {
             let remainder = String(trimmed.dropFirst(core.pathPrefix.count))

@@ -67,7 +67,12 @@ public struct Aggregator: Sendable {
     /// failed required calls; a failed optional one is `null` with its reason under `errors`.
     public func run(_ calls: [AggregateCall], headers: HTTPFields, client: ClientInfo, requestId: String) async throws(Problem) -> Answer {
         var base = headers
-        for name in [HTTPField.Name.contentLength, .contentType, .transferEncoding, .expect] { base[name] = nil }
+        // Not the client's body framing, and nothing that would change what a call answers
+        // (a compressed body, a 304, a range): every call is a plain JSON request.
+        for name in [HTTPField.Name.contentLength, .contentType, .transferEncoding, .expect, .acceptEncoding, .range, .ifRange,
+                     .ifMatch, .ifNoneMatch, .ifModifiedSince, .ifUnmodifiedSince] {
+            base[name] = nil
+        }
         base[.accept] = "application/json"
         let callHeaders = base
         let outcomes = await withTaskGroup(of: (Int, Outcome).self) { tasks in
@@ -134,6 +139,10 @@ public struct Aggregator: Sendable {
         }
         let queryStart = target.firstIndex(of: "?")
         let path = queryStart.map { String(target[..<$0]) } ?? target
+        // An argument of ".." or "" would move the call to another resource of the service.
+        if PathCoding.hasDotSegment(inURL: "http://h" + path) || path.contains("//") {
+            return .failure("an argument makes an empty, '.' or '..' path segment")
+        }
         let query = queryStart.map { String(target[target.index(after: $0)...]) }
         var headers = headers
         var body = MessageBody.empty
@@ -145,11 +154,14 @@ public struct Aggregator: Sendable {
         let timeout = min(call.timeoutMilliseconds ?? service.timeoutMilliseconds, service.timeoutMilliseconds)
         let upstream = self.upstream
         let logger = self.logger
-        let outcome: Outcome? = await withTimeout(.milliseconds(timeout)) { [headers, body] in
+        // The engine's response deadline fires first (so the target's breaker counts it); this
+        // bound is the backstop for a connect or a body that runs past it.
+        let outcome: Outcome? = await withTimeout(.milliseconds(timeout + 250)) { [headers, body] in
             do {
                 let (response, _) = try await upstream.forward(
                     group: group, path: path, query: query, method: method.method, headers: headers, body: body,
-                    client: client, preserveHost: false, hashKey: nil, requestId: requestId, logger: logger)
+                    client: client, preserveHost: false, hashKey: nil, requestId: requestId, logger: logger,
+                    responseTimeout: .milliseconds(Int64(timeout)))
                 let bytes: ByteBuffer
                 switch response.body {
                 case .empty: bytes = ByteBuffer()
@@ -161,7 +173,11 @@ public struct Aggregator: Sendable {
                 if let value = try? JSONValue.parse(raw) { return .success(value) }
                 return .success(.string(String(decoding: raw, as: UTF8.self)))
             } catch let problem as Problem {
-                return .failure(problem.status.code == 503 ? "no target of upstream group '\(group.name)' is available" : (problem.detail ?? problem.title).lowercasedFirst)
+                if problem.type == Problem.Kind.upstreamTimeout { return .failure("no answer within \(timeout) ms") }
+                if problem.type == Problem.Kind.upstreamUnavailable && problem.status.code == 503 {
+                    return .failure("no target of upstream group '\(group.name)' is available")
+                }
+                return .failure((problem.detail ?? problem.title).lowercasedFirst)
             } catch is BodyTooLarge {
                 return .failure("the answer exceeds \(Self.maxCallBodyBytes) bytes")
             } catch {

@@ -16,7 +16,8 @@ extension UpstreamClient {
             }
             var outgoing = request
             outgoing.url = PathJoin.join(lease.url, request.url)
-            outgoing.connectTimeout = group.config.connectTimeoutMilliseconds.map { .milliseconds(Int64($0)) }
+            let callTimeout = TimeAmount(timeout)
+            outgoing.connectTimeout = min(group.config.connectTimeoutMilliseconds.map { .milliseconds(Int64($0)) } ?? callTimeout, callTimeout)
             switch await fetch(outgoing, timeout: timeout, maxBodyBytes: maxBodyBytes) {
             case .success(let response):
                 lease.finish(group.config.failureStatuses.contains(response.status.code) ? .failure : .success)
@@ -27,8 +28,16 @@ extension UpstreamClient {
                 case .none: lease.finish(.neutral)
                 case .unreachable, .failed: lease.finish(cancelled ? .neutral : .failure)
                 }
-                // The message names the group, not the target's address.
-                let named = FetchError(message: error.message.replacingOccurrences(of: outgoing.url, with: "upstream group '\(group.name)' (\(request.url))"), fault: error.fault)
+                // The message names the group and path, never the target's address (the
+                // engine's error texts may hold it).
+                let subject = "upstream group '\(group.name)' (\(request.url))"
+                let message: String
+                switch error.fault {
+                case .unreachable: message = "\(subject) could not be reached"
+                case .failed: message = error.message.contains("did not answer") ? "\(subject) did not answer within \(timeout)" : "\(subject) answered with an invalid response"
+                case .none: message = error.message.replacingOccurrences(of: outgoing.url, with: subject)
+                }
+                let named = FetchError(message: message, fault: error.fault)
                 guard tried.isEmpty, error.fault == .unreachable, ProxyRules.idempotent.contains(request.method), !cancelled else {
                     return .failure(named)
                 }

@@ -1,7 +1,7 @@
 public import GatehouseCore
 public import HTTPTypes
 public import Logging
-import NIOCore
+public import NIOCore
 
 extension UpstreamForwarding {
     /// Forwards to a target of `group`, by the same proxy rules as
@@ -15,12 +15,12 @@ extension UpstreamForwarding {
     /// another target (never the same). No available target: 503 naming the group.
     public func forward(
         group: UpstreamGroup, path: String, query: String?, method: HTTPRequest.Method, headers: HTTPFields, body: MessageBody,
-        client: ClientInfo, preserveHost: Bool, hashKey: String?, requestId: String, logger: Logger
+        client: ClientInfo, preserveHost: Bool, hashKey: String?, requestId: String, logger: Logger, responseTimeout: TimeAmount? = nil
     ) async throws(Problem) -> (response: UpstreamClient.Response, sentBody: MessageBody) {
         let headers = ProxyRules.proxyHeaders(headers, client: client, preserveHost: preserveHost)
         let body = try await ProxyRules.bufferedIfSmall(body)
         let connectTimeout = group.config.connectTimeoutMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
-        let responseTimeout = group.config.responseTimeoutMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
+        let responseTimeout = responseTimeout ?? group.config.responseTimeoutMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
         var tried: Set<Int> = []
         var firstFailure: Problem?
         var next = group.acquire(hashKey: hashKey)
@@ -35,7 +35,7 @@ extension UpstreamForwarding {
             if let query { url += "?" + query }
             let outgoing = UpstreamClient.Request(
                 url: url, method: method, headers: headers, body: body, connectTimeout: connectTimeout, responseTimeout: responseTimeout)
-            let response: UpstreamClient.Response
+            var response: UpstreamClient.Response
             do {
                 response = try await send(outgoing, logger: logger)
             } catch {
@@ -51,19 +51,26 @@ extension UpstreamForwarding {
                 continue
             }
             let code = response.status.code
-            lease.finish(group.config.failureStatuses.contains(code) ? .failure : .success)
+            let failed = group.config.failureStatuses.contains(code)
             // `retryOn`: an answer such as 503 from one target, for a request that may be
             // sent again, goes to another target once; its body is dropped unread (the
             // connection is then closed, never reused). Without another target the answer
             // stands.
             if tried.isEmpty, group.config.retryStatuses.contains(code), ProxyRules.idempotent.contains(method), ProxyRules.replayable(body),
                !Task.isCancelled, let other = group.acquire(excluding: [lease.target], hashKey: hashKey) {
+                lease.finish(failed ? .failure : .success)
                 tried.insert(lease.target)
                 next = other
                 logger.info("retrying an idempotent request on another target after a \(code) answer", metadata: [
                     "request-id": .string(requestId), "group": .string(group.name),
                 ])
                 continue
+            }
+            if !failed, case .stream(let stream) = response.body {
+                // The lease ends with the body (see LeasedChunks).
+                response.body = .stream(LeasedChunks.wrap(stream, lease: lease))
+            } else {
+                lease.finish(failed ? .failure : .success)
             }
             return (response, body)
         }

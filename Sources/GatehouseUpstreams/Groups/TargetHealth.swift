@@ -58,13 +58,18 @@ public final class TargetHealth: Sendable {
 
     public init(breaker: CircuitBreakerConfig?, probeDeadline: TimeAmount) {
         state = NIOLockedValueBox(State(breakerConfig: breaker, probeDeadline: probeDeadline))
-        reconfigure(breaker: breaker, probeDeadline: probeDeadline)
+        reconfigure(breaker: breaker, probeDeadline: probeDeadline, activeCheck: true)
     }
 
-    /// A reload changed the group's breaker settings: the state is kept, the new limits apply
-    /// from the next request (without a breaker the target is closed for good).
-    public func reconfigure(breaker: CircuitBreakerConfig?, probeDeadline: TimeAmount) {
+    /// A reload changed the group's settings: the state is kept, the new limits apply from the
+    /// next request. Without a breaker the target is closed for good; without an active check
+    /// nothing can find it healthy again, so it is healthy.
+    public func reconfigure(breaker: CircuitBreakerConfig?, probeDeadline: TimeAmount, activeCheck: Bool) {
         state.withLockedValue { s in
+            if !activeCheck {
+                s.healthy = true
+                s.checkStreak = 0
+            }
             if s.breakerConfig?.failureRate != breaker?.failureRate || s.window == nil {
                 s.window = breaker?.failureRate.map { FailureWindow($0) }
             }

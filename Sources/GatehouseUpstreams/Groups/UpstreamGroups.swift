@@ -33,11 +33,17 @@ public final class UpstreamGroups: Sendable {
     private let logger: Logger
     private let health = NIOLockedValueBox<[Key: TargetHealth]>([:])
     private let checks = NIOLockedValueBox<[Task<Void, Never>]>([])
-    private let latest = NIOLockedValueBox(UpstreamGroupSet())
+    private let latest = NIOLockedValueBox((current: UpstreamGroupSet(), previous: UpstreamGroupSet()))
 
     /// The set installed last: what `http.fetch` by group name and the Lua `upstreams` table
     /// use (a request's forwarding uses the set published with its snapshot).
-    public var current: UpstreamGroupSet { latest.withLockedValue { $0 } }
+    public var current: UpstreamGroupSet { latest.withLockedValue { $0.current } }
+
+    /// A group of the set installed last or, for a request that started before the last
+    /// reload and names a group that reload removed, of the one before.
+    public func group(named name: String) -> UpstreamGroup? {
+        latest.withLockedValue { $0.current[name] ?? $0.previous[name] }
+    }
 
     /// `client` sends the active checks (nil: no active checks, as in `gatehouse test`).
     public init(client: UpstreamClient?, logger: Logger) {
@@ -57,7 +63,7 @@ public final class UpstreamGroups: Sendable {
                     let key = Key(group: groupConfig.name, url: target.url)
                     let state: TargetHealth
                     if let existing = known[key] {
-                        existing.reconfigure(breaker: groupConfig.circuitBreaker, probeDeadline: deadline)
+                        existing.reconfigure(breaker: groupConfig.circuitBreaker, probeDeadline: deadline, activeCheck: groupConfig.activeCheck != nil)
                         state = existing
                     } else {
                         state = TargetHealth(breaker: groupConfig.circuitBreaker, probeDeadline: deadline)
@@ -72,7 +78,7 @@ public final class UpstreamGroups: Sendable {
             return UpstreamGroupSet(groups)
         }
         startChecks(set, settings: settings)
-        latest.withLockedValue { $0 = set }
+        latest.withLockedValue { $0 = (set, $0.current) }
         return set
     }
 
