@@ -92,9 +92,10 @@ struct RequestPipeline: Sendable {
             logger.error("a policy named an unknown upstream group", metadata: ["request-id": .string(state.requestId), "group": .string(name)])
             throw Problem(status: .internalServerError, type: Problem.Kind.configuration, detail: "The request names an upstream group that does not exist.")
         }
-        // Seed 004: the query goes on byte for byte, and the matched route has been replaced in
-        // the path: a dot segment can only come from a policy's path, and is never sent.
-        if PathCoding.hasDotSegment(inURL: "http://h" + path) { throw RewritePattern.dotSegment }
+        // Seed 004: the query goes on byte for byte. The request path was checked by routing
+        // (and a policy's by the setter); a path the table or a transform built is checked
+        // here: a dot segment is never sent.
+        if path != state.path, PathCoding.hasDotSegment(inURL: "http://h" + path) { throw RewritePattern.dotSegment }
         let hashKey = await hashKey(for: group, state: state, runtime: runtime)
         let (answer, sentBody) = try await upstream.forward(
             group: group, path: path, query: forwardSearch ? state.query : nil, method: state.method, headers: state.headers, body: state.body,

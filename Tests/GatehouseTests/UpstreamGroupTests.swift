@@ -276,6 +276,42 @@ import Testing
         await stop(ups)
     }
 
+    @Test func consistentHashingKeepsATenantOnOneTarget() async throws {
+        let ups = try await upstreams("s1", "s2", "s3")
+        let targets = #"[ { "url": "$env(S1)" }, { "url": "$env(S2)" }, { "url": "$env(S3)" } ]"#
+        let files = [
+            "config/upstreams.json": #"{ "groups": [ { "name": "by-header", "loadBalancing": { "type": "consistent-hash", "key": "header:x-tenant" }, "targets": "# + targets
+                + #" }, { "name": "by-policy", "loadBalancing": { "type": "consistent-hash", "key": "custom:tenant" }, "targets": "# + targets + " } ] }",
+            "config/routes.oas.json": ConfigFixture.routes([
+                ("GET", "/h/{+rest}", #"{ "handler": { "type": "upstream-group", "options": { "group": "by-header" } } }"#),
+                ("GET", "/p/{+rest}", #"{ "handler": { "type": "upstream-group", "options": { "group": "by-policy" } }, "policies": { "inbound": ["tenant"] } }"#),
+            ]),
+            "config/policies.json": #"{ "policies": [ { "name": "tenant", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/tenant)" } } ] }"#,
+            "plugins/tenant.lua": """
+            return function(request, context)
+              context.custom.tenant = request.query.t
+              return request
+            end
+            """,
+        ]
+        try await withGateway(files, environment: ["S1": ups[0].url, "S2": ups[1].url, "S3": ups[2].url]) { gateway, _ in
+            var homes: Set<String> = []
+            for tenant in (0..<12).map({ "tenant-\($0)" }) {
+                var seen: Set<String> = []
+                for _ in 0..<4 {
+                    seen.insert(try await send(gateway.baseURL + "/h/x", headers: [("x-tenant", tenant)]).json["upstream"] as? String ?? "-")
+                }
+                #expect(seen.count == 1, "\(tenant) stays on one target: \(seen)")
+                homes.formUnion(seen)
+                var byPolicy: Set<String> = []
+                for _ in 0..<4 { byPolicy.insert(try await send(gateway.baseURL + "/p/x?t=\(tenant)").json["upstream"] as? String ?? "-") }
+                #expect(byPolicy == seen, "the same key through a policy's context.custom lands on the same target")
+            }
+            #expect(homes.count >= 2, "tenants spread over the targets: \(homes)")
+        }
+        await stop(ups)
+    }
+
     @Test func anIdempotentRequestIsRetriedOnAnotherTarget() async throws {
         let ups = try await upstreams("alive")
         let dead = try BadUpstream(.closeWithoutAnswer)
