@@ -240,6 +240,7 @@ local host = {
   loader_get = function() return nil end,
   upstreams_get = function() return nil end,
   upstreams_names = function() return {} end,
+  ratelimit_check = function() return true, 0, 0 end,
 }
 
 -- Load the prelude -------------------------------------------------------------------------
@@ -394,7 +395,7 @@ local forbidden = {
   [real.math] = "the real math table", [real.utf8] = "the real utf8 table", [real.coroutine] = "the real coroutine table",
   [real_os] = "the real os table", [internal] = "internal", [internal.Response_lib] = "Response_lib",
   [internal.problems] = "problems", [internal.json] = "json", [internal.http] = "http", [internal.cache] = "cache",
-  [internal.loader] = "loader", [internal.upstreams] = "upstreams", [internal.testlib] = "testlib", [internal.objects] = "objects", [internal.live] = "live",
+  [internal.loader] = "loader", [internal.upstreams] = "upstreams", [internal.ratelimit] = "ratelimit", [internal.testlib] = "testlib", [internal.objects] = "objects", [internal.live] = "live",
 }
 local function writable(x)
   if pcall(function() x.__probe = 1 end) then return "assignment" end
@@ -449,7 +450,7 @@ test("pairs(string) hands out no real table; the string library stays intact", f
   eq(state, G.string, "the state pairs returns")
   raises(function() state.upper = function() return "PWNED" end end, "cannot set string.upper")
   raises(function() G.rawset(state, "upper", nil) end, "read-only")
-  for _, lib in ipairs({ "table", "math", "utf8", "coroutine", "os", "json", "Response", "problems", "http", "cache", "loader", "upstreams" }) do
+  for _, lib in ipairs({ "table", "math", "utf8", "coroutine", "os", "json", "Response", "problems", "http", "cache", "loader", "upstreams", "ratelimit" }) do
     local _, s = G.pairs(G[lib])
     eq(s, G[lib], "pairs(" .. lib .. ") state")
     raises(function() s.x = 1 end, "read-only")

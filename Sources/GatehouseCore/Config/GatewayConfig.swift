@@ -212,8 +212,10 @@ struct ConfigLoader {
             config.export = try handler.member("export")?.string() ?? "default"
         case "api-key-inbound", "jwt-inbound":
             config.failOpen = false // authentication always fails closed
+        case "rate-limit-inbound":
+            break
         default:
-            throw typeNode.error("unknown policyType '\(type)' (known: custom-code-inbound, custom-code-outbound, api-key-inbound, jwt-inbound)")
+            throw typeNode.error("unknown policyType '\(type)' (known: custom-code-inbound, custom-code-outbound, api-key-inbound, jwt-inbound, rate-limit-inbound)")
         }
         return config
     }

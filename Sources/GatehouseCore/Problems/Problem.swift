@@ -90,6 +90,8 @@ extension Problem {
         public static let badRequest = "urn:gatehouse:problem:bad-request"
         public static let payloadTooLarge = "urn:gatehouse:problem:payload-too-large"
         public static let configuration = "urn:gatehouse:problem:configuration"
+        /// A `rate-limit-inbound` policy refused the request.
+        public static let rateLimited = "urn:gatehouse:problem:rate-limited"
         /// Every connection the gateway may open to the upstream is busy and the wait ran out.
         public static let upstreamBusy = "urn:gatehouse:problem:upstream-busy"
         /// A required call of an `aggregate` handler failed.

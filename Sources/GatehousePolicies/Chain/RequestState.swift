@@ -34,6 +34,8 @@ public final class RequestState: @unchecked Sendable {
     /// The decoded segments the route matched (the greedy parameter's come from here when the
     /// upstream URL is rendered).
     public var pathSegments: [String] = []
+    /// Headers the gateway adds to the final answer, whoever gives it (e.g. `RateLimit-*`).
+    public var responseHeaders = HTTPFields()
     /// A problem the gateway must answer with whatever the policy returns (e.g. 413 after a
     /// body read hit the limit).
     public var forcedProblem: Problem?

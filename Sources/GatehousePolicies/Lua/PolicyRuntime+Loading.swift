@@ -59,7 +59,7 @@ extension PolicyRuntime {
     /// All host functions, one file per Lua namespace (see `*API.swift`).
     func hostAPI() -> [(String, HostFunction)] {
         requestAPI() + headersAPI() + responseAPI() + contextAPI() + jsonAPI() + envAPI() + moduleAPI()
-            + httpAPI() + cacheAPI() + loaderAPI() + upstreamsAPI()
+            + httpAPI() + cacheAPI() + loaderAPI() + upstreamsAPI() + rateLimitAPI()
     }
 
     func loadPolicies(_ config: GatewayConfig) throws(PolicyLoadError) {

@@ -11,6 +11,8 @@ public final class RuntimeServices: Sendable {
     private let zones = NIOLockedValueBox<[String: ZoneCache]>([:])
     let loaders: LoaderRegistry
     let jwks: JWKSCache
+    /// Rate-limit counters, by policy name and tenant (never by generation: reloads keep them).
+    public let rateLimits: RateLimitStore
     /// What the caches and loaders read the time from (a manual clock in tests).
     public let clock: ServiceClock
 
@@ -20,6 +22,7 @@ public final class RuntimeServices: Sendable {
         self.clock = clock
         loaders = LoaderRegistry(clock: clock)
         jwks = JWKSCache(clock: clock)
+        rateLimits = RateLimitStore(clock: clock)
     }
 
     /// The zone named `name`, created with these bounds on first use.

@@ -52,6 +52,8 @@ public final class Snapshot: Sendable {
                 switch policy.policyType {
                 case "api-key-inbound":
                     builtIns[policy.name] = try APIKeyInbound(name: policy.name, options: policy.options, consumers: config.consumers)
+                case "rate-limit-inbound":
+                    builtIns[policy.name] = try RateLimitInbound(name: policy.name, options: policy.options, store: services.rateLimits)
                 case "jwt-inbound":
                     builtIns[policy.name] = try await JWTInbound(
                         name: policy.name, options: policy.options, services: services, logger: logger, location: policy.location)

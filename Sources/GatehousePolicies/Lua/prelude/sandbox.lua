@@ -93,6 +93,7 @@ local gatehouse = readonly({
   cache = readonly(internal.cache, "cache"),
   loader = readonly(internal.loader, "loader"),
   upstreams = readonly(internal.upstreams, "upstreams"),
+  ratelimit = readonly(internal.ratelimit, "ratelimit"),
 }, "gatehouse")
 
 -- Globals -----------------------------------------------------------------------------------
@@ -101,6 +102,7 @@ G.http = gatehouse.http
 G.cache = gatehouse.cache
 G.loader = gatehouse.loader
 G.upstreams = gatehouse.upstreams
+G.ratelimit = gatehouse.ratelimit
 G.problems = gatehouse.problems
 G.json = gatehouse.json
 G.env = env
