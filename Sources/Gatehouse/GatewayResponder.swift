@@ -101,12 +101,7 @@ struct GatewayResponder: Sendable {
                 params: params, route: route)
             state.pathSegments = segments
             let runtime = snapshot.runtime(for: request.loop)
-            var result = await pipeline.handle(state, route: index, snapshot: snapshot, groups: served.groups, runtime: runtime)
-            if !state.responseHeaders.isEmpty {
-                var headers = result.headers
-                for field in state.responseHeaders where headers[field.name] == nil { headers.append(field) }
-                result = ResponseState(status: result.status, headers: headers, body: result.body)
-            }
+            let result = await pipeline.handle(state, route: index, snapshot: snapshot, groups: served.groups, runtime: runtime)
             await runtime.finish(state)
             if Task.isCancelled && request.shutdown.isForcing {
                 // Shutdown's grace period ran out while this request was in flight.

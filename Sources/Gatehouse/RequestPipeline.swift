@@ -11,8 +11,31 @@ struct RequestPipeline: Sendable {
     let upstream: any UpstreamForwarding
     let logger: Logger
 
-    /// Policies and handler for a matched request.
+    /// Policies and handler for a matched request, and the headers policies asked for on the
+    /// answer (`RateLimit-*`).
     func handle(_ state: RequestState, route index: Int, snapshot: Snapshot, groups: UpstreamGroupSet, runtime: PolicyRuntime) async -> ResponseState {
+        let answer = await policiesAndHandler(state, route: index, snapshot: snapshot, groups: groups, runtime: runtime)
+        return Self.withResponseHeaders(answer, state.responseHeaders)
+    }
+
+    /// Adds `extra` to the answer's headers. The `RateLimit-*` fields go as one group: the
+    /// gateway's replace an upstream's, except on a 429, which keeps the limit that refused it.
+    static func withResponseHeaders(_ answer: ResponseState, _ extra: HTTPFields) -> ResponseState {
+        guard !extra.isEmpty else { return answer }
+        var headers = answer.headers
+        let answerHasLimit = headers[.rateLimitLimit] != nil
+        let replaceLimit = extra[.rateLimitLimit] != nil && answer.status != .tooManyRequests
+        if replaceLimit { for name in HTTPField.Name.rateLimitFields { headers[name] = nil } }
+        for field in extra {
+            let isLimit = HTTPField.Name.rateLimitFields.contains(field.name)
+            if isLimit && answerHasLimit && !replaceLimit { continue }
+            if !isLimit && headers[field.name] != nil { continue }
+            headers.append(field)
+        }
+        return ResponseState(status: answer.status, headers: headers, body: answer.body)
+    }
+
+    private func policiesAndHandler(_ state: RequestState, route index: Int, snapshot: Snapshot, groups: UpstreamGroupSet, runtime: PolicyRuntime) async -> ResponseState {
         if case .respond(let response) = await snapshot.runInbound(route: index, state: state, runtime: runtime) {
             return response
         }

@@ -26,6 +26,28 @@ import Testing
         #expect(store.check("u", limit).allowed)
     }
 
+    @Test func remainingIsExactForAwkwardIntervals() {
+        let clock = ServiceClock.manual()
+        let store = RateLimitStore(clock: clock)
+        for limit in [RateLimitStore.Limit(requestsPerMinute: 7, burst: 100), RateLimitStore.Limit(requestsPerMinute: 1, burst: 300)] {
+            let key = "k\(limit.requestsPerMinute)"
+            for i in 0..<limit.burst {
+                let d = store.check(key, limit)
+                #expect(d.allowed && d.remaining == limit.burst - 1 - i, "\(limit) #\(i): \(d.remaining)")
+            }
+            #expect(!store.check(key, limit).allowed)
+        }
+    }
+
+    @Test func theLargestLimitsDoNotOverflow() {
+        let store = RateLimitStore(clock: .manual())
+        let huge = RateLimitStore.Limit(requestsPerMinute: 1, burst: .max)
+        #expect(huge.burst == RateLimitStore.Limit.maxBurst, "clamped")
+        #expect(store.check("h", huge).allowed)
+        let fast = RateLimitStore.Limit(requestsPerMinute: .max, burst: .max)
+        #expect(store.check("f", fast).remaining == RateLimitStore.Limit.maxBurst - 1)
+    }
+
     @Test func anIdleKeyRefillsAndVanishes() {
         let clock = ServiceClock.manual()
         let store = RateLimitStore(clock: clock)

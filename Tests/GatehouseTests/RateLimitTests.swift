@@ -108,6 +108,13 @@ import Testing
             // The rightmost untrusted entry counts, whatever a client prepends.
             #expect(await ip("1.2.3.4, 198.51.100.7") == 200)
             #expect(await ip("5.6.7.8, 198.51.100.7") == 429)
+            // A proxy that writes a port (or brackets) names the same client.
+            #expect(await ip("192.0.2.44:5678") == 200)
+            #expect(await ip("192.0.2.44:6789") == 200)
+            #expect(await ip("192.0.2.44") == 429, "one bucket for 192.0.2.44 whatever the port")
+            #expect(await ip("[2001:db8::7]:443") == 200)
+            #expect(await ip("2001:db8:0::7") == 200)
+            #expect(await ip("[2001:db8::7]") == 429)
         }
     }
 
@@ -119,6 +126,10 @@ import Testing
             (#"{ "rateLimitBy": "header", "tiers": { "a": { "rpm": 1 } } }"#, "needs options.headerName"),
             (#"{ "mode": "redis", "tiers": { "a": { "rpm": 1 } } }"#, "Redis"),
             (#"{ "trustedProxies": ["10.0.0.0/99"], "tiers": { "a": { "rpm": 1 } } }"#, "CIDRs"),
+            (#"{ "trustedProxies": [""], "tiers": { "a": { "rpm": 1 } } }"#, "CIDRs"),
+            (#"{ "trustedProxies": ["/"], "tiers": { "a": { "rpm": 1 } } }"#, "CIDRs"),
+            (#"{ "trustedProxies": ["10.0.0.0/"], "tiers": { "a": { "rpm": 1 } } }"#, "CIDRs"),
+            (#"{ "tiers": { "a": { "rpm": 1, "burst": 2000000 } } }"#, "burst must be"),
         ] {
             let fixture = try ConfigFixture(files: [
                 "config/routes.oas.json": ConfigFixture.routes([("GET", "/x", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["limit"] } }"#)]),

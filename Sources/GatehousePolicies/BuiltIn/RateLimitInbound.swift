@@ -1,6 +1,6 @@
 import Foundation
 public import GatehouseCore
-import HTTPTypes
+public import HTTPTypes
 
 /// `rate-limit-inbound`: per-tenant limits with tiers (seed 003), exact by GCRA in a
 /// process-wide store (``RateLimitStore``) whose counters are keyed by policy name and tenant,
@@ -57,12 +57,14 @@ public struct RateLimitInbound: Sendable {
         }
         var tiers: [String: RateLimitStore.Limit] = [:]
         for (tier, value) in tierOptions {
-            guard case .int(let rpm)? = value["rpm"], rpm > 0, rpm <= 6_000_000 else { throw fail("tiers.\(tier).rpm must be a whole number from 1 to 6000000") }
+            guard case .int(let rpm)? = value["rpm"], rpm > 0, rpm <= RateLimitStore.Limit.maxRequestsPerMinute else {
+                throw fail("tiers.\(tier).rpm must be a whole number from 1 to \(RateLimitStore.Limit.maxRequestsPerMinute)")
+            }
             let burst: Int64
             switch value["burst"] {
             case nil: burst = 1
-            case .int(let b)? where b > 0: burst = b
-            default: throw fail("tiers.\(tier).burst must be a whole number above 0")
+            case .int(let b)? where b > 0 && b <= RateLimitStore.Limit.maxBurst: burst = b
+            default: throw fail("tiers.\(tier).burst must be a whole number from 1 to \(RateLimitStore.Limit.maxBurst)")
             }
             tiers[tier] = RateLimitStore.Limit(requestsPerMinute: Int(rpm), burst: Int(burst))
         }
@@ -86,7 +88,7 @@ public struct RateLimitInbound: Sendable {
     public func authenticate(_ state: RequestState) -> Problem? {
         let tier = tierName(for: state)
         let limit = tiers[tier] ?? tiers[defaultTier]!
-        let decision = store.check(name + "\u{0}" + key(for: state), limit)
+        let decision = store.check("p\u{0}" + name + "\u{0}" + key(for: state), limit)
         var fields = HTTPFields()
         if headers {
             fields[.rateLimitLimit] = String(limit.burst)
@@ -95,8 +97,13 @@ public struct RateLimitInbound: Sendable {
             fields[.rateLimitPolicy] = "\(limit.requestsPerMinute);w=60;burst=\(limit.burst)"
         }
         guard !decision.allowed else {
-            // On whatever answers the request (upstream, policy or problem).
-            state.responseHeaders.append(contentsOf: fields)
+            // On whatever answers the request (upstream, policy or problem); with several
+            // limits, the tightest one's.
+            let earlier = state.responseHeaders[.rateLimitRemaining].flatMap { Int($0) }
+            if headers, earlier == nil || decision.remaining < earlier! {
+                for name in HTTPField.Name.rateLimitFields { state.responseHeaders[name] = nil }
+                state.responseHeaders.append(contentsOf: fields)
+            }
             return nil
         }
         fields[.retryAfter] = String(Self.seconds(decision.retryAfter ?? .seconds(1)))
@@ -139,22 +146,30 @@ public struct RateLimitInbound: Sendable {
     /// The client's address; behind a trusted proxy, the rightmost `X-Forwarded-For` entry that
     /// is not itself a trusted proxy.
     func clientAddress(_ state: RequestState) -> String {
-        let peer = state.clientAddress ?? "unknown"
+        let peer = state.clientAddress.flatMap(CIDR.canonical) ?? state.clientAddress ?? "unknown"
         guard !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }) else { return peer }
+        // Entries as proxies write them (`1.2.3.4:5678`, `[::1]`), canonical; walking from the
+        // nearest hop, the first that is not a trusted proxy is the client. An entry that is no
+        // address stops the walk: the last trusted hop is then the key.
         let chain = state.headers[values: .xForwardedForName].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        for address in chain.reversed() where !trusted.contains(where: { $0.contains(address) }) {
-            return address
+        var last = peer
+        for entry in chain.reversed() {
+            guard let address = CIDR.canonical(entry) else { return last }
+            if !trusted.contains(where: { $0.contains(address) }) { return address }
+            last = address
         }
-        return chain.first ?? peer
+        return last
     }
 }
 
 extension RateLimitInbound: BuiltInInboundPolicy {}
 
 extension HTTPField.Name {
-    static let rateLimitLimit = HTTPField.Name("RateLimit-Limit")!
-    static let rateLimitRemaining = HTTPField.Name("RateLimit-Remaining")!
-    static let rateLimitReset = HTTPField.Name("RateLimit-Reset")!
-    static let rateLimitPolicy = HTTPField.Name("RateLimit-Policy")!
+    public static let rateLimitLimit = HTTPField.Name("RateLimit-Limit")!
+    public static let rateLimitRemaining = HTTPField.Name("RateLimit-Remaining")!
+    public static let rateLimitReset = HTTPField.Name("RateLimit-Reset")!
+    public static let rateLimitPolicy = HTTPField.Name("RateLimit-Policy")!
     static let xForwardedForName = HTTPField.Name("X-Forwarded-For")!
+    /// The fields of one limit, always set and replaced together.
+    public static let rateLimitFields: [HTTPField.Name] = [.rateLimitLimit, .rateLimitRemaining, .rateLimitReset, .rateLimitPolicy]
 }

@@ -9,12 +9,14 @@ extension PolicyRuntime {
             // ratelimit_check(key, rpm, burst) -> allowed, remaining, retryAfterSeconds
             ("ratelimit_check", { [unowned self] L in
                 guard let key = L.toString(at: 1), !key.isEmpty else { return .badArgument(1, "check", expected: "a key string", state: L) }
-                guard let rpm = L.toInteger(at: 2), rpm > 0, rpm <= 6_000_000 else {
-                    return .error("ratelimit.check: rpm must be a whole number from 1 to 6000000")
+                guard let rpm = L.toInteger(at: 2), rpm > 0, rpm <= RateLimitStore.Limit.maxRequestsPerMinute else {
+                    return .error("ratelimit.check: rpm must be a whole number from 1 to \(RateLimitStore.Limit.maxRequestsPerMinute)")
                 }
                 let burst = L.toInteger(at: 3) ?? 1
-                guard burst > 0 else { return .error("ratelimit.check: burst must be a whole number above 0") }
-                let decision = self.services.rateLimits.check("lua\u{0}" + key, .init(requestsPerMinute: Int(rpm), burst: Int(burst)))
+                guard burst > 0, burst <= RateLimitStore.Limit.maxBurst else {
+                    return .error("ratelimit.check: burst must be a whole number from 1 to \(RateLimitStore.Limit.maxBurst)")
+                }
+                let decision = self.services.rateLimits.check("l\u{0}" + key, .init(requestsPerMinute: Int(rpm), burst: Int(burst)))
                 L.push(decision.allowed)
                 L.push(Int64(decision.remaining))
                 L.push(decision.retryAfter.map { RateLimitInbound.seconds($0) } ?? 0)

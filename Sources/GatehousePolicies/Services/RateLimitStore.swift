@@ -15,12 +15,18 @@ public final class RateLimitStore: Sendable {
         public var requestsPerMinute: Int
         public var burst: Int
 
+        /// The largest values accepted (config and Lua check them; beyond, the arithmetic
+        /// could overflow).
+        public static let maxRequestsPerMinute = 6_000_000
+        public static let maxBurst = 1_000_000
+
         public init(requestsPerMinute: Int, burst: Int) {
-            self.requestsPerMinute = max(1, requestsPerMinute)
-            self.burst = max(1, burst)
+            self.requestsPerMinute = min(max(1, requestsPerMinute), Self.maxRequestsPerMinute)
+            self.burst = min(max(1, burst), Self.maxBurst)
         }
 
-        var interval: Duration { .nanoseconds(60_000_000_000 / Int64(requestsPerMinute)) }
+        /// T in nanoseconds (at least 10 µs); T × burst stays below 10^17.
+        var intervalNanoseconds: Int64 { 60_000_000_000 / Int64(requestsPerMinute) }
     }
 
     /// What one check decided.
@@ -35,49 +41,68 @@ public final class RateLimitStore: Sendable {
     }
 
     private struct Shard {
-        var arrival: [String: ContinuousClock.Instant] = [:]
-        var operations = 0
+        /// Theoretical arrival time per key, in nanoseconds since the store's epoch.
+        var arrival: [String: Int64] = [:]
+        var lastSweep: Int64 = 0
     }
+
+    /// Entries a shard holds before it is swept at once (beyond the sweep every 10 s).
+    static let sweepAbove = 65_536
 
     private let shards: [NIOLockedValueBox<Shard>]
     private let clock: ServiceClock
+    private let epoch: ContinuousClock.Instant
 
     public init(clock: ServiceClock, shards count: Int = 16) {
         self.clock = clock
+        epoch = clock.now
         shards = (0..<count).map { _ in NIOLockedValueBox(Shard()) }
+    }
+
+    private var nowNanoseconds: Int64 {
+        let (s, atto) = (clock.now - epoch).components
+        return s * 1_000_000_000 + atto / 1_000_000_000
     }
 
     /// Checks one request of `key` against `limit` and, when it passes, counts it.
     public func check(_ key: String, _ limit: Limit) -> Decision {
-        let now = clock.now
-        let t = limit.interval
-        let tolerance = t * limit.burst
+        let now = nowNanoseconds
+        let t = limit.intervalNanoseconds
+        let tolerance = t * Int64(limit.burst)
+        // A client-chosen key (a header) is stored as a digest beyond a length.
+        let key = key.utf8.count > 200 ? "#" + String(Self.fnv(key), radix: 16) + ":" + String(key.utf8.count) : key
         return shards[shardIndex(key)].withLockedValue { shard in
-            shard.operations += 1
-            if shard.operations % 4096 == 0 { shard.arrival = shard.arrival.filter { $0.value > now } }
+            if now - shard.lastSweep > 10_000_000_000 || shard.arrival.count > Self.sweepAbove {
+                // Full buckets hold nothing: dropped.
+                shard.arrival = shard.arrival.filter { $0.value > now }
+                shard.lastSweep = now
+            }
             let tat = max(shard.arrival[key] ?? now, now)
             let next = tat + t
             if next - now > tolerance {
                 // Refused: the bucket stays as it was.
-                let wait = next - now - tolerance
+                let wait = Duration.nanoseconds(next - now - tolerance)
                 return Decision(allowed: false, remaining: 0, reset: wait, retryAfter: wait)
             }
             shard.arrival[key] = next
             let ahead = next - now
-            let remaining = Int((tolerance - ahead) / t)
-            return Decision(allowed: true, remaining: remaining, reset: ahead, retryAfter: nil)
+            return Decision(allowed: true, remaining: Int((tolerance - ahead) / t), reset: .nanoseconds(ahead), retryAfter: nil)
         }
     }
 
     /// Keys currently held (buckets not full), for tests and the admin view.
     public var count: Int {
-        let now = clock.now
+        let now = nowNanoseconds
         return shards.reduce(0) { total, shard in total + shard.withLockedValue { $0.arrival.values.filter { $0 > now }.count } }
     }
 
     private func shardIndex(_ key: String) -> Int {
+        Int(Self.fnv(key) % UInt64(shards.count))
+    }
+
+    static func fnv(_ key: String) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return Int(h % UInt64(shards.count))
+        return h
     }
 }
