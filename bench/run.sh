@@ -51,7 +51,7 @@ mkdir -p "$WORK/tls"
   printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext &&
   openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out server.pem 2>/dev/null)
 
-echo "== starting upstream, nginx+Lua, HAProxy+Lua, Gatehouse W0/W1/W2/W3"
+echo "== starting upstream, nginx+Lua, HAProxy+Lua, Gatehouse W0/W1/W2/W3/W4"
 render "$BENCH/nginx/upstream.conf" "$WORK/upstream.conf"
 nginx -c "$WORK/upstream.conf" -p "$WORK" -e "$WORK/upstream-error.log" & PIDS+=($!)
 PID_upstream=$!
@@ -78,6 +78,7 @@ start_gatehouse w0 8090 "$WORK"
 start_gatehouse w1 8091 "$WORK"
 start_gatehouse w2 8092 "$WORK"
 start_gatehouse w3 8096 "$WORK"
+start_gatehouse w4 8097 "$WORK"
 # W0 with an https upstream (the CA given in gatehouse.json).
 mkdir -p "$WORK/w0tls/config"
 sed 's|http://127.0.0.1:9201|https://127.0.0.1:9203|' "$BENCH/gatehouse/w0/routes.oas.json" > "$WORK/w0tls/config/routes.oas.json"
@@ -107,7 +108,7 @@ check() { # url expected-status expected-body-fragment [curl args...]
 }
 echo "== verifying every target answers correctly"
 check http://127.0.0.1:9201/v1/items/1 200 sandbox
-for port in 8081 8083 8091 8096; do
+for port in 8081 8083 8091 8096 8097; do
   check "http://127.0.0.1:$port/v1/items/1" 200 '"sandbox"' -H "Authorization: Bearer $KEY"
   check "http://127.0.0.1:$port/v1/items/1" 200 '"production"' -H "Authorization: Bearer $LIVE"
   check "http://127.0.0.1:$port/v1/items/1" 401 'Unauthorized'
@@ -133,7 +134,7 @@ cpu_ticks() {
   echo "$total"
 }
 TICKS=$(getconf CLK_TCK)
-TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy swift-stack:8094:GET:stack gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2 gatehouse-w3:8096:GET:w3 nginx-proxy-tls:8084:GET:nginx gatehouse-w0-tls:8095:GET:w0tls"
+TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy swift-stack:8094:GET:stack gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2 gatehouse-w3:8096:GET:w3 gatehouse-w4:8097:GET:w4 nginx-proxy-tls:8084:GET:nginx gatehouse-w0-tls:8095:GET:w0tls"
 : > "$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
@@ -176,7 +177,7 @@ print()
 def ratio(a, b, key): return med(a, key) / med(b, key)
 print("| ratio | throughput | p99 latency | CPU per request |")
 print("|---|---:|---:|---:|")
-for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w0","swift-stack"), ("gatehouse-w2","gatehouse-w1"), ("gatehouse-w3","gatehouse-w1"), ("gatehouse-w0-tls","nginx-proxy-tls"), ("gatehouse-w0-tls","gatehouse-w0")]:
+for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w0","swift-stack"), ("gatehouse-w2","gatehouse-w1"), ("gatehouse-w3","gatehouse-w1"), ("gatehouse-w4","gatehouse-w1"), ("gatehouse-w0-tls","nginx-proxy-tls"), ("gatehouse-w0-tls","gatehouse-w0")]:
     print(f"| {a} / {b} | {ratio(a,b,'rps'):.2f} | {ratio(a,b,'p99_us'):.2f} | {ratio(a,b,'cpu_us'):.2f} |")
 print()
 print(f"Gatehouse memory: idle RSS (W1, $KEYS consumers) $((IDLE_RSS/1024)) MB; W1 with $MEMORY_KEYS consumers: idle $((MEM_IDLE/1024)) MB, peak under load $((PEAK/1024)) MB; Lua VM heap {int('$VM_KB')} KB per VM")
