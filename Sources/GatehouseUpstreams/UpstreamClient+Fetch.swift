@@ -13,8 +13,10 @@ extension UpstreamClient {
             case none
             /// Not reached, or the connection broke before an answer: safe to retry.
             case unreachable
-            /// A timeout or an invalid answer: counts against the upstream, not retried.
-            case failed
+            /// No answer in time: counts against the upstream, not retried.
+            case timedOut
+            /// An answer that is not valid HTTP: counts against the upstream, not retried.
+            case invalid
         }
     }
 
@@ -42,14 +44,14 @@ extension UpstreamClient {
         } catch let error as UpstreamError {
             switch error {
             case .invalidResponse(let detail):
-                return .failure(FetchError(message: "\(url) answered with an invalid \(detail.hasPrefix("status ") ? "status (\(detail.dropFirst(7)))" : "response: \(detail)")", fault: .failed))
+                return .failure(FetchError(message: "\(url) answered with an invalid \(detail.hasPrefix("status ") ? "status (\(detail.dropFirst(7)))" : "response: \(detail)")", fault: .invalid))
             case .invalidURL:
                 return .failure(FetchError(message: "\(url) is not an http or https URL with a host"))
             case .shuttingDown, .poolExhausted:
                 // The gateway's own state, not the upstream's.
                 return .failure(FetchError(message: "\(url) failed: \(error)"))
             default:
-                if error.isTimeout { return .failure(FetchError(message: "\(url) did not answer within \(timeout)", fault: .failed)) }
+                if error.isTimeout { return .failure(FetchError(message: "\(url) did not answer within \(timeout)", fault: .timedOut)) }
                 return .failure(FetchError(message: "\(url) failed: \(error)", fault: .unreachable))
             }
         } catch {

@@ -7,11 +7,7 @@ import Testing
 @Suite struct ProxyRouteTableTests {
     /// Loads an `upstreams.json` alone (a complete gateway) and returns its table and groups.
     func load(_ json: String) throws -> UpstreamsConfig {
-        let dir = NSTemporaryDirectory() + "gatehouse-upstreams-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try json.write(toFile: dir + "/upstreams.json", atomically: true, encoding: .utf8)
-        return try GatewayConfig.load(directory: dir, processEnvironment: [:]).upstreams
+        try loadConfigDirectory(["upstreams.json": json]).upstreams
     }
 
     /// The URL a request path is sent to: the group's first target joined with the table's path.

@@ -5,11 +5,7 @@ import Testing
 /// `upstreams.json`: what loads, and every mistake reported with file, line and pointer.
 @Suite struct UpstreamsConfigTests {
     func load(_ files: [String: String], environment: [String: String] = [:]) throws(ConfigErrors) -> GatewayConfig {
-        let dir = NSTemporaryDirectory() + "gatehouse-config-" + UUID().uuidString
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        for (name, text) in files { try? text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
-        return try GatewayConfig.load(directory: dir, processEnvironment: environment)
+        try loadConfigDirectory(files, environment: environment)
     }
 
     func errors(_ upstreams: String, routes: String? = nil) -> [ConfigError] {

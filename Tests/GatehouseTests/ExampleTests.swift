@@ -34,11 +34,13 @@ import Testing
 
     /// Starts an example with its demo upstreams (names as in its demo.json, ports ephemeral),
     /// its data service if it has one, and the environment pointing at them.
+    /// `plugins` overrides the example's own plugin directory (relative to `examples/`).
     func withExample(
-        _ name: String, upstreams: [(name: String, variable: String)], dataVariable: String? = nil,
+        _ name: String, plugins: String? = nil, upstreams: [(name: String, variable: String)], dataVariable: String? = nil,
         _ body: (TestGateway, [String: RunningUpstream], RunningDataService?) async throws -> Void
     ) async throws {
         let root = ConfigFixture.repositoryRoot() + "/examples/" + name
+        let pluginDirectory = plugins.map { ConfigFixture.repositoryRoot() + "/examples/" + $0 } ?? root + "/plugins"
         var environment: [String: String] = [:]
         var running: [String: RunningUpstream] = [:]
         for upstream in upstreams {
@@ -54,7 +56,7 @@ import Testing
             data = service
         }
         let gateway = try await TestGateway.start(
-            configDirectory: root + "/config", pluginDirectories: [root + "/plugins"], environment: environment, logger: LogCapture().logger())
+            configDirectory: root + "/config", pluginDirectories: [pluginDirectory], environment: environment, logger: LogCapture().logger())
         do {
             try await body(gateway, running, data)
         } catch {
@@ -77,24 +79,9 @@ import Testing
     func withProxyRoutingExample(
         _ variant: String, upstreams: [(name: String, variable: String)], _ body: (TestGateway, [String: RunningUpstream]) async throws -> Void
     ) async throws {
-        let root = ConfigFixture.repositoryRoot() + "/examples/proxy-routing"
-        var environment: [String: String] = [:]
-        var running: [String: RunningUpstream] = [:]
-        for upstream in upstreams {
-            let u = try await RunningUpstream.start(name: upstream.name)
-            running[upstream.name] = u
-            environment[upstream.variable] = u.url
-        }
-        let gateway = try await TestGateway.start(
-            configDirectory: root + "/\(variant)/config", pluginDirectories: [root + "/plugins"], environment: environment, logger: LogCapture().logger())
-        do {
+        try await withExample("proxy-routing/" + variant, plugins: "proxy-routing/plugins", upstreams: upstreams) { gateway, running, _ in
             try await body(gateway, running)
-        } catch {
-            try await gateway.stop()
-            throw error
         }
-        try await gateway.stop()
-        for u in running.values { try await u.stop() }
     }
 
     /// "upstream path" as the echo backend saw it ("error ..." when the request failed).

@@ -91,18 +91,18 @@ public struct CallTemplate: Sendable, Equatable {
 
     public init(_ text: String) throws(TemplateError) {
         var parts: [Part] = []
-        var rest = text[...]
-        while let start = rest.range(of: "${") {
-            if start.lowerBound > rest.startIndex { parts.append(.literal(String(rest[..<start.lowerBound]))) }
-            guard let close = rest[start.upperBound...].firstIndex(of: "}") else { throw TemplateError("unterminated ${ in path") }
-            let reference = rest[start.upperBound..<close].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            guard reference.count >= 2, reference[0] == "args", let index = Int(reference[1]), index >= 0, !reference.dropFirst(2).contains("") else {
-                throw TemplateError("unknown reference ${\(rest[start.upperBound..<close])} (use ${args.N} or ${args.N.field})")
+        for piece in try TemplateText.pieces(text, in: "path") {
+            switch piece {
+            case .literal(let s):
+                parts.append(.literal(s))
+            case .reference(let r):
+                let reference = r.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+                guard reference.count >= 2, reference[0] == "args", let index = Int(reference[1]), index >= 0, !reference.dropFirst(2).contains("") else {
+                    throw TemplateError("unknown reference ${\(r)} (use ${args.N} or ${args.N.field})")
+                }
+                parts.append(.argument(index, Array(reference.dropFirst(2))))
             }
-            parts.append(.argument(index, Array(reference.dropFirst(2))))
-            rest = rest[rest.index(after: close)...]
         }
-        if !rest.isEmpty { parts.append(.literal(String(rest))) }
         self.text = text
         self.parts = parts
     }

@@ -95,17 +95,12 @@ public struct RewritePattern: Sendable, Equatable {
     /// Parses the pattern; the error names the reference it does not understand.
     public init(_ text: String) throws(TemplateError) {
         var parts: [Part] = []
-        var rest = text[...]
-        while let start = rest.range(of: "${") {
-            if start.lowerBound > rest.startIndex { parts.append(.literal(String(rest[..<start.lowerBound]))) }
-            guard let close = rest[start.upperBound...].firstIndex(of: "}") else {
-                throw TemplateError("unterminated ${ in rewritePattern")
+        for piece in try TemplateText.pieces(text, in: "rewritePattern") {
+            switch piece {
+            case .literal(let s): parts.append(.literal(s))
+            case .reference(let r): parts.append(try Self.part(for: r))
             }
-            let reference = String(rest[start.upperBound..<close])
-            parts.append(try Self.part(for: reference))
-            rest = rest[rest.index(after: close)...]
         }
-        if !rest.isEmpty { parts.append(.literal(String(rest))) }
         self.text = text
         self.parts = parts
     }

@@ -131,13 +131,7 @@ extension ConfigLoader {
             case "loadBalancing":
                 group.loadBalancing = try loadBalancing(value)
             case "retryOn":
-                var statuses: Set<Int> = []
-                for s in try value.elements() {
-                    let code = try s.int()
-                    guard (500...599).contains(code) else { throw s.error("only 5xx answers can be retried on another target") }
-                    statuses.insert(code)
-                }
-                group.retryStatuses = statuses
+                group.retryStatuses = try serverErrorStatuses(value, "only 5xx answers can be retried on another target")
             case "circuitBreaker":
                 if case .scalar = value.node, (try? value.bool()) == false {
                     group.circuitBreaker = nil
@@ -150,13 +144,7 @@ extension ConfigLoader {
                     case "passive":
                         for (pk, pv) in try v.members() {
                             guard pk == "statuses" else { throw pv.error("unknown member '\(pk)' of healthCheck.passive (statuses)") }
-                            var statuses: Set<Int> = []
-                            for s in try pv.elements() {
-                                let code = try s.int()
-                                guard (500...599).contains(code) else { throw s.error("only 5xx statuses can count as a target's failure (a 4xx is the client's)") }
-                                statuses.insert(code)
-                            }
-                            group.failureStatuses = statuses
+                            group.failureStatuses = try serverErrorStatuses(pv, "only 5xx statuses can count as a target's failure (a 4xx is the client's)")
                         }
                     case "active":
                         group.activeCheck = try activeCheck(v)
@@ -172,6 +160,17 @@ extension ConfigLoader {
             throw node.error("upstream group '\(name)' has no target (give \(baseURL == nil && !extraKeys.contains("baseUrl") ? "targets" : "baseUrl or targets"))")
         }
         return group
+    }
+
+    /// A list of 5xx statuses; anything else is `refusal`.
+    private func serverErrorStatuses(_ node: ConfigNode, _ refusal: String) throws(ConfigError) -> Set<Int> {
+        var statuses: Set<Int> = []
+        for s in try node.elements() {
+            let code = try s.int()
+            guard (500...599).contains(code) else { throw s.error(refusal) }
+            statuses.insert(code)
+        }
+        return statuses
     }
 
     private func targetURL(_ node: ConfigNode) throws(ConfigError) -> String {

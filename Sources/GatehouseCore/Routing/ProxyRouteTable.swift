@@ -89,7 +89,7 @@ public struct ProxyRouteTable: Sendable {
     }
 
     /// Where a request goes.
-    public struct Resolution: Sendable, Equatable {
+    public struct Resolution: Sendable {
         public var group: String
         /// To be joined onto the target's URL (``PathJoin/join(_:_:)``); may be empty. With a
         /// pending Lua transform: the transform's input.
@@ -101,11 +101,6 @@ public struct ProxyRouteTable: Sendable {
             self.group = group
             self.path = path
             self.pendingTransform = pendingTransform
-        }
-
-        public static func == (a: Resolution, b: Resolution) -> Bool {
-            a.group == b.group && a.path == b.path && a.pendingTransform?.module == b.pendingTransform?.module
-                && a.pendingTransform?.export == b.pendingTransform?.export && a.pendingTransform?.prefix == b.pendingTransform?.prefix
         }
     }
 

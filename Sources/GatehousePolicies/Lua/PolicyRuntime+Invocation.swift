@@ -116,27 +116,13 @@ extension PolicyRuntime {
             guard let ref = loaderFunctions[loaderName] else {
                 return .done(.failed(PolicyFailure(policy: "loader \(loaderName)", message: "loader '\(loaderName)' is not defined on this VM")))
             }
-            let co = vm.acquireCoroutine()
-            co.state.ensureStack(4)
-            co.state.pushRef(runLoaderRef)
-            co.state.pushRef(ref)
-            co.state.push(rid)
-            co.state.push(key)
-            state.currentPolicy = "loader \(loaderName)"
-            return resume(co, arguments: 3, entry: entry, state: state, invocation: invocation)
+            return startValueFunction(ref, argument: key, rid: rid, name: "loader \(loaderName)", entry: entry, state: state, invocation: invocation)
         case .transform(let key, let path):
             guard let ref = transformFunctions[key] else {
                 return .done(.failed(PolicyFailure(policy: "transformPath", message: "transformPath \(key) is not loaded on this VM")))
             }
-            // The loader's driver: fn(path) → a value, or nil and a message.
-            let co = vm.acquireCoroutine()
-            co.state.ensureStack(4)
-            co.state.pushRef(runLoaderRef)
-            co.state.pushRef(ref)
-            co.state.push(rid)
-            co.state.push(path)
-            state.currentPolicy = "transformPath " + key.replacingOccurrences(of: "#", with: ":")
-            return resume(co, arguments: 3, entry: entry, state: state, invocation: invocation)
+            let name = "transformPath " + key.replacingOccurrences(of: "#", with: ":")
+            return startValueFunction(ref, argument: path, rid: rid, name: name, entry: entry, state: state, invocation: invocation)
         }
         let co = vm.acquireCoroutine()
         let L = co.state
@@ -157,6 +143,21 @@ extension PolicyRuntime {
         }
         state.currentPolicy = name
         return resume(co, arguments: arguments, entry: entry, state: state, invocation: invocation)
+    }
+
+    /// A load or transform function through the loader's driver: `fn(argument)` → a value, or
+    /// nil and a message.
+    private func startValueFunction(
+        _ ref: Int32, argument: String, rid: Int64, name: String, entry: Entry, state: RequestState, invocation: LuaInvocation
+    ) -> Step {
+        let co = vm.acquireCoroutine()
+        co.state.ensureStack(4)
+        co.state.pushRef(runLoaderRef)
+        co.state.pushRef(ref)
+        co.state.push(rid)
+        co.state.push(argument)
+        state.currentPolicy = name
+        return resume(co, arguments: 3, entry: entry, state: state, invocation: invocation)
     }
 
     func continueRun(_ co: LuaCoroutine, entry: Entry, state: RequestState, results: PendingResult, invocation: LuaInvocation) -> Step {

@@ -26,7 +26,7 @@ extension UpstreamClient {
                 let cancelled = Task.isCancelled
                 switch error.fault {
                 case .none: lease.finish(.neutral)
-                case .unreachable, .failed: lease.finish(cancelled ? .neutral : .failure)
+                case .unreachable, .timedOut, .invalid: lease.finish(cancelled ? .neutral : .failure)
                 }
                 // The message names the group and path, never the target's address (the
                 // engine's error texts may hold it).
@@ -34,7 +34,8 @@ extension UpstreamClient {
                 let message: String
                 switch error.fault {
                 case .unreachable: message = "\(subject) could not be reached"
-                case .failed: message = error.message.contains("did not answer") ? "\(subject) did not answer within \(timeout)" : "\(subject) answered with an invalid response"
+                case .timedOut: message = "\(subject) did not answer within \(timeout)"
+                case .invalid: message = "\(subject) answered with an invalid response"
                 case .none: message = error.message.replacingOccurrences(of: outgoing.url, with: subject)
                 }
                 let named = FetchError(message: message, fault: error.fault)

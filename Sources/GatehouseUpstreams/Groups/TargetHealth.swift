@@ -48,7 +48,6 @@ public final class TargetHealth: Sendable {
         var healthy = true
         var checkStreak = 0
         var outstanding = 0
-        var transitions = 0
         var breakerConfig: CircuitBreakerConfig?
         /// How long a probe may hold its half-open slot.
         var probeDeadline: TimeAmount
@@ -102,7 +101,6 @@ public final class TargetHealth: Sendable {
             if s.breaker == .open {
                 guard now >= s.openUntil else { return nil }
                 s.breaker = .halfOpen
-                s.transitions += 1
             }
             if s.breaker == .halfOpen {
                 guard liveProbes(&s, now) < (s.breakerConfig?.halfOpenMax ?? 1) else { return nil }
@@ -160,8 +158,7 @@ public final class TargetHealth: Sendable {
                 if s.checkStreak >= (ok ? check.healthyThreshold : check.unhealthyThreshold) {
                     s.healthy = ok
                     s.checkStreak = 0
-                    s.transitions += 1
-                }
+                    }
             }
             return s.healthy
         }
@@ -184,15 +181,13 @@ public final class TargetHealth: Sendable {
         public var healthy: Bool
         public var consecutiveFailures: Int
         public var outstanding: Int
-        /// Breaker and health changes since the target joined its group.
-        public var transitions: Int
     }
 
     public func report(at now: NIODeadline) -> Report {
         state.withLockedValue { s in
             var breaker = s.breaker
             if breaker == .open && now >= s.openUntil { breaker = .halfOpen }
-            return Report(breaker: breaker, healthy: s.healthy, consecutiveFailures: s.consecutiveFailures, outstanding: s.outstanding, transitions: s.transitions)
+            return Report(breaker: breaker, healthy: s.healthy, consecutiveFailures: s.consecutiveFailures, outstanding: s.outstanding)
         }
     }
 
@@ -212,7 +207,6 @@ public final class TargetHealth: Sendable {
         s.probes.removeAll()
         s.consecutiveFailures = 0
         s.window?.reset()
-        s.transitions += 1
     }
 
     private func close(_ s: inout State) {
@@ -221,7 +215,6 @@ public final class TargetHealth: Sendable {
         s.consecutiveFailures = 0
         s.probes.removeAll()
         s.window?.reset()
-        s.transitions += 1
     }
 }
 
