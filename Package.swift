@@ -40,6 +40,24 @@ let package = Package(
             providers: [.apt(["liblua5.4-dev"])]
         ),
         .target(name: "CGatehouseLua", dependencies: ["CLua"]),
+        // hiredis' RESP reader and formatter (no sockets of its own: GatehouseRedis uses NIO's).
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "GatehouseRedis",
+            dependencies: [
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "GatehouseLua",
             dependencies: ["CGatehouseLua", .product(name: "NIOCore", package: "swift-nio")],
@@ -60,7 +78,7 @@ let package = Package(
         .target(
             name: "GatehousePolicies",
             dependencies: [
-                "GatehouseLua", "GatehouseCore",
+                "GatehouseLua", "GatehouseCore", "GatehouseRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -151,6 +169,14 @@ let package = Package(
         .testTarget(name: "GatehouseLuaTests", dependencies: ["GatehouseLua", "CGatehouseLua"], swiftSettings: strict),
         .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"], swiftSettings: strict),
         .testTarget(
+            name: "GatehouseRedisTests",
+            dependencies: [
+                "GatehouseRedis", "GatehouseTesting",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
             name: "GatehousePoliciesTests",
             dependencies: ["GatehousePolicies", "GatehouseCore", "GatehouseLua"],
             swiftSettings: strict),
@@ -164,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseTests",
             dependencies: [
-                "GatehouseTesting", "Gatehouse", "GatehousePolicies", "GatehouseLua", "GatehouseCore", "GatehouseUpstreams",
+                "GatehouseTesting", "Gatehouse", "GatehousePolicies", "GatehouseLua", "GatehouseCore", "GatehouseUpstreams", "GatehouseRedis",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/ensure-packages.sh
-ensure_packages liblua5.4-dev pkg-config
+ensure_packages liblua5.4-dev libhiredis-dev pkg-config
 swift build --product gatehouse
 exec .build/debug/gatehouse serve --demo --config config --plugins plugins "$@"

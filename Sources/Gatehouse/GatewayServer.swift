@@ -82,6 +82,7 @@ public final class GatewayServer: Sendable {
     /// Closes upstream connections; call after the server stopped.
     public func shutdown() async {
         groups.shutdown()
+        services.shutdown()
         await upstream.shutdown()
     }
 }

@@ -4,17 +4,7 @@ import Testing
 
 /// `gatehouse check` and `gatehouse serve` as a user runs them: the built binary, exit codes, messages.
 @Suite struct CLITests {
-    /// The `gatehouse` executable built next to the test bundle.
-    func binary() throws -> String {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<3 {
-            let candidate = dir.appendingPathComponent("gatehouse").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir.deleteLastPathComponent()
-        }
-        let fallback = ConfigFixture.repositoryRoot() + "/.build/debug/gatehouse"
-        return try #require(FileManager.default.isExecutableFile(atPath: fallback) ? fallback : nil, "build the gatehouse product first")
-    }
+    func binary() throws -> String { try GatewayProcess.binary() }
 
     /// Starts `gatehouse serve` on `fixture` on a random port (no file watching).
     func serve(_ fixture: ConfigFixture, environment: [String: String]? = nil, standardError: Pipe? = nil) throws -> (Process, Int) {

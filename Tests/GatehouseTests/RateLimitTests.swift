@@ -186,3 +186,67 @@ import Testing
         try await gateway.stop()
     }
 }
+
+/// `rateLimitBy: "function"`: a Lua export picks the tenant and its tier or its own limit; nil
+/// exempts a request; anything else is a policy error naming the file and line.
+@Suite struct RateLimitKeyFunctionTests {
+    @Test func aKeyFunctionPicksTheTenantTierOrLimit() async throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/x", #"{ "handler": { "type": "static", "options": { "body": "ok" } }, "policies": { "inbound": ["limit"] } }"#)]),
+            "config/policies.json": #"{ "policies": [ { "name": "limit", "policyType": "rate-limit-inbound", "options": { "rateLimitBy": "function", "identifier": { "module": "$import(./plugins/tenant-key)", "export": "rateLimitKey" }, "defaultTier": "free", "tiers": { "free": { "rpm": 60, "burst": 2 }, "pro": { "rpm": 60, "burst": 4 } } } } ] }"#,
+            "plugins/tenant-key.lua": """
+            return {
+              rateLimitKey = function(request, context, policyName)
+                local tenant = request.query.tenant
+                if tenant == "internal" then return nil end
+                if tenant == "vip" then return { key = tenant, requestsPerMinute = 60, burst = 6 } end
+                if tenant == "wrong" then return "a string" end
+                if tenant == "crash" then error("no tenant service") end
+                return { key = tenant or "anonymous", tier = request.query.plan, policy = policyName }
+              end,
+            }
+            """,
+        ])
+        defer { fixture.remove() }
+        let logs = LogCapture()
+        let gateway = try await TestGateway.start(
+            configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory], logger: logs.logger(), clock: .manual())
+        do {
+            func passes(_ query: String, _ total: Int) async throws -> Int {
+                var passed = 0
+                for _ in 0..<total where try await send(gateway.baseURL + "/x?" + query).status == 200 { passed += 1 }
+                return passed
+            }
+            #expect(try await passes("tenant=acme", 5) == 2, "the default tier")
+            #expect(try await passes("tenant=globex&plan=pro", 6) == 4, "the tier the function named")
+            #expect(try await passes("tenant=vip", 8) == 6, "the function's own limit")
+            #expect(try await passes("tenant=internal", 20) == 20, "nil: not limited")
+            let refused = try await send(gateway.baseURL + "/x?tenant=vip")
+            #expect(refused.status == 429)
+            #expect((refused.json["detail"] as? String)?.contains("60 requests per minute, bursts of 6") == true)
+            for bad in ["wrong", "crash", "acme&plan=platinum"] {
+                let reply = try await send(gateway.baseURL + "/x?tenant=" + bad)
+                #expect(reply.status == 500, "\(bad)")
+                #expect(reply.json["type"] as? String == "urn:gatehouse:problem:policy-error")
+            }
+            #expect(logs.all.contains { $0.message.contains("no tenant service") && $0.metadata["file"]?.contains("tenant-key.lua") == true && $0.metadata["line"] == "7" })
+            #expect(logs.all.contains { $0.message.contains("must return a table") })
+            #expect(logs.all.contains { $0.message.contains("platinum") && $0.message.contains("not one of free, pro") })
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        try await gateway.stop()
+    }
+
+    @Test func aMissingIdentifierIsALoadError() async throws {
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([("GET", "/x", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["limit"] } }"#)]),
+            "config/policies.json": #"{ "policies": [ { "name": "limit", "policyType": "rate-limit-inbound", "options": { "rateLimitBy": "function", "tiers": { "a": { "rpm": 1 } } } } ] }"#,
+        ])
+        defer { fixture.remove() }
+        await #expect { try await TestGateway.start(configDirectory: fixture.configDirectory, pluginDirectories: [fixture.pluginDirectory], logger: LogCapture().logger()) } throws: { error in
+            "\(error)".contains("needs options.identifier")
+        }
+    }
+}

@@ -122,11 +122,7 @@ struct ConfigLoader {
                 case "upstreamTimeoutMs": settings.upstreamTimeoutMilliseconds = try positive(value)
                 case "upstreamIdleTimeoutSeconds": settings.upstreamIdleTimeoutSeconds = try positive(value)
                 case "upstreamConnectionsPerLoop": settings.upstreamConnectionsPerLoop = try positive(value)
-                case "upstreamCaFile":
-                    let path = try value.string()
-                    let resolved = path.hasPrefix("/") ? path : directory + "/" + path
-                    guard FileManager.default.isReadableFile(atPath: resolved) else { throw value.error("cannot read the CA file '\(path)'") }
-                    settings.upstreamCaFile = resolved
+                case "upstreamCaFile": settings.upstreamCaFile = try caFile(value)
                 case "upstreamTlsVerify": settings.upstreamTlsVerify = try value.bool()
                 case "maxBufferedBodyBytes": settings.maxBufferedBodyBytes = try positive(value)
                 case "maxRequestBodyBytes": settings.maxRequestBodyBytes = try positive(value)
@@ -144,12 +140,37 @@ struct ConfigLoader {
                 case "requestIdHeader":
                     guard let name = HTTPField.Name(try value.string()) else { throw value.error("not a valid header name") }
                     settings.requestIdHeader = name
+                case "redis": settings.redis = try redisSettings(value)
                 case "$schema": break
                 default: throw value.error("unknown setting '\(key)'")
                 }
             }
         })
         return settings
+    }
+
+    private func redisSettings(_ node: ConfigNode) throws(ConfigError) -> RedisSettings {
+        let urlNode = try node.requiredMember("url")
+        var redis = RedisSettings(url: try urlNode.string(), urlLocation: urlNode.error(""))
+        for (key, value) in try node.members() {
+            switch key {
+            case "url": break
+            case "connectTimeoutMs": redis.connectTimeoutMilliseconds = try positive(value)
+            case "commandTimeoutMs": redis.commandTimeoutMilliseconds = try positive(value)
+            case "caFile": redis.caFile = try caFile(value)
+            case "tlsVerify": redis.tlsVerify = try value.bool()
+            default: throw value.error("unknown redis setting '\(key)' (url, connectTimeoutMs, commandTimeoutMs, caFile, tlsVerify)")
+            }
+        }
+        return redis
+    }
+
+    /// A readable CA file, relative to the config directory unless absolute.
+    private func caFile(_ node: ConfigNode) throws(ConfigError) -> String {
+        let path = try node.string()
+        let resolved = path.hasPrefix("/") ? path : directory + "/" + path
+        guard FileManager.default.isReadableFile(atPath: resolved) else { throw node.error("cannot read the CA file '\(path)'") }
+        return resolved
     }
 
     func positive(_ node: ConfigNode) throws(ConfigError) -> Int {

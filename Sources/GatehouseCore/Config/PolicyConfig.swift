@@ -88,6 +88,8 @@ public struct GatewaySettings: Sendable {
     public var maxConnections: Int = 10_000
     /// After SIGTERM/SIGINT, how long in-flight requests may take before they are cut (and logged).
     public var shutdownGraceSeconds: Int = 30
+    /// The Redis store, when configured (`redis` in gatehouse.json).
+    public var redis: RedisSettings?
 
     public init() {}
 }

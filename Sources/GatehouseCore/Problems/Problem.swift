@@ -92,6 +92,8 @@ extension Problem {
         public static let configuration = "urn:gatehouse:problem:configuration"
         /// A `rate-limit-inbound` policy refused the request.
         public static let rateLimited = "urn:gatehouse:problem:rate-limited"
+        /// A `rate-limit-inbound` policy with `onStoreFailure: "deny"` could not reach its store.
+        public static let rateLimitStoreUnavailable = "urn:gatehouse:problem:rate-limit-store-unavailable"
         /// Every connection the gateway may open to the upstream is busy and the wait ran out.
         public static let upstreamBusy = "urn:gatehouse:problem:upstream-busy"
         /// A required call of an `aggregate` handler failed.

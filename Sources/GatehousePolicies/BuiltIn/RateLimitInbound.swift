@@ -1,6 +1,7 @@
 import Foundation
 public import GatehouseCore
 public import HTTPTypes
+public import Logging
 
 /// `rate-limit-inbound`: per-tenant limits with tiers (seed 003), exact by GCRA in a
 /// process-wide store (``RateLimitStore``) whose counters are keyed by policy name and tenant,
@@ -9,7 +10,9 @@ public import HTTPTypes
 /// Options: `rateLimitBy` (`user`, `ip`, `header`), `headerName` (for `header`),
 /// `trustedProxies` (CIDRs whose `X-Forwarded-For` is believed, for `ip`), `tiers`
 /// (`name → { rpm, burst }`), `tierFrom` (a dotted path into `request.user`, e.g. `data.tier`),
-/// `defaultTier`, `mode` (`local`), `headers` (the `RateLimit-*` headers on every answer,
+/// `defaultTier`, `mode` (`local`, or `redis`: counted in the Redis of gatehouse.json, exact
+/// across gateway processes), `onStoreFailure` (`local`, `allow` or `deny`: what a request
+/// gets while Redis is unreachable), `headers` (the `RateLimit-*` headers on every answer,
 /// default true). A refused request is a 429 problem naming the limit (never the key) with
 /// `Retry-After`.
 public struct RateLimitInbound: Sendable {
@@ -21,16 +24,55 @@ public struct RateLimitInbound: Sendable {
     let headers: Bool
     let trusted: [CIDR]
     let store: RateLimitStore
+    let mode: Mode
+    let logger: Logger
+
+    /// Where the counters live.
+    enum Mode: Sendable {
+        case local
+        case redis(RedisRateLimiter, onFailure: StoreFailure, health: StoreHealthLog)
+    }
+
+    /// What a request gets while the Redis store cannot answer.
+    enum StoreFailure: String, Sendable {
+        /// Counted by this instance alone (each instance enforces the full limit).
+        case local
+        /// Let through uncounted.
+        case allow
+        /// Refused with 503.
+        case deny
+    }
 
     enum Key: Sendable {
         case user
         case ip
         case header(HTTPField.Name)
+        /// A Lua export picks the key (and the tier or limit) per request.
+        case function
     }
 
-    public init(name: String, options: JSONValue, store: RateLimitStore) throws(ConfigError) {
+    /// Whether a Lua key function picks the tenant (`rateLimitBy: "function"`).
+    public var usesKeyFunction: Bool {
+        if case .function = by { return true }
+        return false
+    }
+
+    /// The key function named by `options.identifier` (`{ "module": "$import(./plugins/x)",
+    /// "export": "rateLimitKey" }`) when `rateLimitBy` is `function`.
+    public static func keyFunction(_ options: JSONValue) -> (ModuleReference, String)? {
+        guard options["rateLimitBy"]?.stringValue == "function", let text = options["identifier"]?["module"]?.stringValue,
+              let module = ModuleReference.parse(text) else { return nil }
+        return (module, options["identifier"]?["export"]?.stringValue ?? "default")
+    }
+
+    /// `redis` is the store of `mode: "redis"` (nil when gatehouse.json configures none).
+    public init(
+        name: String, options: JSONValue, store: RateLimitStore, redis: RedisRateLimiter? = nil, services: RuntimeServices? = nil,
+        logger: Logger = Logger(label: "gatehouse")
+    ) throws(ConfigError) {
         self.name = name
         self.store = store
+        self.logger = logger
         func fail(_ message: String) -> ConfigError {
             ConfigError(file: GatewayConfig.policiesFile, message: "policy '\(name)': \(message)")
         }
@@ -43,14 +85,24 @@ public struct RateLimitInbound: Sendable {
             }
             by = .header(header)
         case "function":
-            throw fail("rateLimitBy \"function\" is not available yet; use user, ip or header (with tierFrom for the tier)")
+            guard Self.keyFunction(options) != nil else {
+                throw fail("rateLimitBy \"function\" needs options.identifier: { \"module\": \"$import(./plugins/<name>)\", \"export\": \"<function>\" }")
+            }
+            by = .function
         case let other:
-            throw fail("rateLimitBy is user, ip or header, not '\(other)'")
+            throw fail("rateLimitBy is user, ip, header or function, not '\(other)'")
         }
+        let failure: StoreFailure
+        let failureText = options["onStoreFailure"]?.stringValue ?? "local"
+        guard let parsed = StoreFailure(rawValue: failureText) else { throw fail("onStoreFailure is \"local\", \"allow\" or \"deny\", not '\(failureText)'") }
+        failure = parsed
         switch options["mode"]?.stringValue ?? "local" {
-        case "local": break
-        case "redis": throw fail("mode \"redis\" needs the Redis store, which this build does not have yet; use \"local\"")
-        case let other: throw fail("mode is \"local\", not '\(other)'")
+        case "local":
+            mode = .local
+        case "redis":
+            guard let redis else { throw fail("mode \"redis\" needs a Redis store: add \"redis\": { \"url\": \"redis://127.0.0.1:6379\" } to gatehouse.json") }
+            mode = .redis(redis, onFailure: failure, health: services?.healthLog("rate-limit " + name) ?? StoreHealthLog())
+        case let other: throw fail("mode is \"local\" or \"redis\", not '\(other)'")
         }
         guard case .object(let tierOptions)? = options["tiers"], !tierOptions.isEmpty else {
             throw fail("options.tiers is required: { \"<tier>\": { \"rpm\": n, \"burst\": n } }")
@@ -85,10 +137,70 @@ public struct RateLimitInbound: Sendable {
     }
 
     /// Counts the request against its tenant's tier: nil to go on, or the 429 problem.
-    public func authenticate(_ state: RequestState) -> Problem? {
+    public func authenticate(_ state: RequestState) async -> Problem? {
         let tier = tierName(for: state)
-        let limit = tiers[tier] ?? tiers[defaultTier]!
-        let decision = store.check("p\u{0}" + name + "\u{0}" + key(for: state), limit)
+        return await count(tenant: key(for: state), limit: tiers[tier] ?? tiers[defaultTier]!, tier: tier, state: state)
+    }
+
+    /// Counts the request by what the key function returned (`selection`): nil (the function
+    /// returned nil: not limited) or the problem, or a failure when it returned something else.
+    public func authenticate(_ state: RequestState, selection: JSONValue) async -> Result<Problem?, PolicyFailure> {
+        func wrong(_ message: String) -> Result<Problem?, PolicyFailure> {
+            .failure(PolicyFailure(policy: name, message: "the key function of '\(name)' " + message))
+        }
+        if case .null = selection { return .success(nil) }
+        guard case .object = selection else { return wrong("must return a table { key = ..., tier = ... } or nil") }
+        guard let key = selection["key"]?.stringValue, !key.isEmpty else { return wrong("returned no key (a non-empty string)") }
+        if let rpmValue = selection["requestsPerMinute"] {
+            guard case .int(let rpm) = rpmValue, rpm > 0, rpm <= RateLimitStore.Limit.maxRequestsPerMinute else {
+                return wrong("returned requestsPerMinute that is not a whole number from 1 to \(RateLimitStore.Limit.maxRequestsPerMinute)")
+            }
+            var burst: Int64 = 1
+            if let burstValue = selection["burst"] {
+                guard case .int(let b) = burstValue, b > 0, b <= RateLimitStore.Limit.maxBurst else {
+                    return wrong("returned a burst that is not a whole number from 1 to \(RateLimitStore.Limit.maxBurst)")
+                }
+                burst = b
+            }
+            let limit = RateLimitStore.Limit(requestsPerMinute: Int(rpm), burst: Int(burst))
+            return .success(await count(tenant: "fn:" + key, limit: limit, tier: nil, state: state))
+        }
+        var tier = tierName(for: state)
+        if let named = selection["tier"] {
+            guard let text = named.stringValue, tiers[text] != nil else {
+                return wrong("returned tier \(named), which is not one of \(tiers.keys.sorted().joined(separator: ", "))")
+            }
+            tier = text
+        }
+        return .success(await count(tenant: "fn:" + key, limit: tiers[tier]!, tier: tier, state: state))
+    }
+
+    /// Counts one request of `tenant` against `limit` (named `tier`, nil for a limit a key
+    /// function chose): nil to go on, or the 429 (or, with `onStoreFailure: "deny"`, 503).
+    func count(tenant: String, limit: RateLimitStore.Limit, tier: String?, state: RequestState) async -> Problem? {
+        let decision: RateLimitStore.Decision
+        switch mode {
+        case .local:
+            decision = store.check("p\u{0}" + name + "\u{0}" + tenant, limit)
+        case .redis(let redis, let onFailure, let health):
+            switch await redis.check(tenant: tenant, scope: name, limit) {
+            case .success(let counted):
+                health.succeeded(what: "rate-limit policy '\(name)'", logger: logger)
+                decision = counted
+            case .failure(let error):
+                health.failed(error, what: "rate-limit policy '\(name)'", fallback: onFailure.consequence, logger: logger)
+                switch onFailure {
+                case .local: decision = store.check("p\u{0}" + name + "\u{0}" + tenant, limit)
+                case .allow: return nil
+                case .deny:
+                    var fields = HTTPFields()
+                    fields[.retryAfter] = "1"
+                    return Problem(
+                        status: .serviceUnavailable, type: Problem.Kind.rateLimitStoreUnavailable,
+                        detail: "The rate limit could not be checked; try again shortly.", headers: fields)
+                }
+            }
+        }
         var fields = HTTPFields()
         if headers {
             fields[.rateLimitLimit] = String(limit.burst)
@@ -109,7 +221,8 @@ public struct RateLimitInbound: Sendable {
         fields[.retryAfter] = String(Self.seconds(decision.retryAfter ?? .seconds(1)))
         return Problem(
             status: .tooManyRequests, type: Problem.Kind.rateLimited,
-            detail: "The rate limit of the '\(tier)' tier (\(limit.requestsPerMinute) requests per minute, bursts of \(limit.burst)) was exceeded.",
+            detail: tier.map { "The rate limit of the '\($0)' tier (\(limit.requestsPerMinute) requests per minute, bursts of \(limit.burst)) was exceeded." }
+                ?? "The rate limit (\(limit.requestsPerMinute) requests per minute, bursts of \(limit.burst)) was exceeded.",
             headers: fields)
     }
 
@@ -137,7 +250,7 @@ public struct RateLimitInbound: Sendable {
             if let sub = state.user?["sub"]?.stringValue { return "user:" + sub }
         case .header(let name):
             if let value = state.headers[name] { return "header:" + value }
-        case .ip:
+        case .ip, .function:
             break
         }
         return "ip:" + clientAddress(state)
@@ -163,6 +276,17 @@ public struct RateLimitInbound: Sendable {
 }
 
 extension RateLimitInbound: BuiltInInboundPolicy {}
+
+extension RateLimitInbound.StoreFailure {
+    /// For the log line of a transition.
+    var consequence: String {
+        switch self {
+        case .local: "counting per instance (onStoreFailure local)"
+        case .allow: "letting requests through uncounted (onStoreFailure allow)"
+        case .deny: "refusing requests with 503 (onStoreFailure deny)"
+        }
+    }
+}
 
 extension HTTPField.Name {
     public static let rateLimitLimit = HTTPField.Name("RateLimit-Limit")!

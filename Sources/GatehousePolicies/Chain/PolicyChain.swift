@@ -19,6 +19,20 @@ extension Snapshot {
                 if let problem = await policy.authenticate(state) {
                     return .respond(.problem(problem, path: state.path, requestId: state.requestId))
                 }
+            case .keyedRateLimit(let policy):
+                state.currentPolicy = policy.name
+                let selection: JSONValue
+                switch await runtime.runRateLimitKey(policy: policy.name, state: state) {
+                case .value(let value): selection = value
+                case .failed(let failure): return .respond(failureResponse(failure, state: state))
+                case .proceed, .respond:
+                    return .respond(failureResponse(PolicyFailure(policy: policy.name, message: "the key function must return a table or nil"), state: state))
+                }
+                switch await policy.authenticate(state, selection: selection) {
+                case .success(nil): continue
+                case .success(let problem?): return .respond(.problem(problem, path: state.path, requestId: state.requestId))
+                case .failure(let failure): return .respond(failureResponse(failure, state: state))
+                }
             case .lua(let name, let failOpen):
                 let outcome = await runtime.runInbound(policy: name, state: state)
                 if let forced = state.forcedProblem {

@@ -27,6 +27,8 @@ extension PolicyRuntime {
         case loader(name: String, key: String)
         /// A `transformPath` function of upstreams.json, by "module#export".
         case transform(key: String, path: String)
+        /// The key function of a `rate-limit-inbound` policy with `rateLimitBy: "function"`.
+        case rateLimitKey(policy: String)
     }
 
     /// What the prelude's drivers return first, named as `internal.RESULT` names them in
@@ -72,6 +74,12 @@ extension PolicyRuntime {
         return outcome
     }
 
+    /// Runs the key function of rate-limit policy `policy`: `.value` of what it returned
+    /// (`.null` for nil), or a failure.
+    public func runRateLimitKey(policy: String, state: RequestState) async -> Outcome {
+        await run(.rateLimitKey(policy: policy), state: state)
+    }
+
     func run(_ entry: Entry, state: RequestState) async -> Outcome {
         // One budget for the whole invocation, however often it waits for I/O.
         let invocation = LuaInvocation(budget: budget(for: entry))
@@ -92,7 +100,7 @@ extension PolicyRuntime {
     func budget(for entry: Entry) -> LuaBudget {
         switch entry {
         case .inbound(let name), .outbound(let name, _): policies[name]?.budget ?? vm.budget
-        case .handler, .loader, .transform: vm.budget
+        case .handler, .loader, .transform, .rateLimitKey: vm.budget
         }
     }
 
@@ -123,6 +131,11 @@ extension PolicyRuntime {
             }
             let name = "transformPath " + key.replacingOccurrences(of: "#", with: ":")
             return startValueFunction(ref, argument: path, rid: rid, name: name, entry: entry, state: state, invocation: invocation)
+        case .rateLimitKey(let policy):
+            guard let ref = keyFunctions[policy] else {
+                return .done(.failed(PolicyFailure(policy: policy, message: "the key function of '\(policy)' is not loaded on this VM")))
+            }
+            return startValueFunction(ref, argument: policy, rid: rid, name: policy, entry: entry, state: state, invocation: invocation, driver: runKeyFunctionRef)
         }
         let co = vm.acquireCoroutine()
         let L = co.state
@@ -145,14 +158,14 @@ extension PolicyRuntime {
         return resume(co, arguments: arguments, entry: entry, state: state, invocation: invocation)
     }
 
-    /// A load or transform function through the loader's driver: `fn(argument)` → a value, or
-    /// nil and a message.
+    /// A function that returns a value, through `driver` (the loader's by default: `fn(argument)`
+    /// → a value, or nil and a message; the key functions': `fn(request, context, argument)`).
     private func startValueFunction(
-        _ ref: Int32, argument: String, rid: Int64, name: String, entry: Entry, state: RequestState, invocation: LuaInvocation
+        _ ref: Int32, argument: String, rid: Int64, name: String, entry: Entry, state: RequestState, invocation: LuaInvocation, driver: Int32? = nil
     ) -> Step {
         let co = vm.acquireCoroutine()
         co.state.ensureStack(4)
-        co.state.pushRef(runLoaderRef)
+        co.state.pushRef(driver ?? runLoaderRef)
         co.state.pushRef(ref)
         co.state.push(rid)
         co.state.push(argument)
@@ -226,7 +239,7 @@ extension PolicyRuntime {
             // before the coroutine (whose stack holds it) is released.
             func returned() -> String { count >= 2 ? L.toString(at: base + 1) ?? "nil" : "nil" }
             switch entry {
-            case .loader, .transform: break
+            case .loader, .transform, .rateLimitKey: break
             default: return finishedPolicy(co, code: code, base: base, count: count, entry: entry, state: state, policy: policy)
             }
             // A load or transform function: a value, or LOAD_FAILED and a message.
@@ -264,7 +277,7 @@ extension PolicyRuntime {
         case .inbound: expected = "an inbound policy must return the request (to continue) or a response (to answer now)"
         case .outbound: expected = "an outbound policy must return a response"
         case .handler: expected = "a handler must return a response"
-        case .loader, .transform: expected = "a load function must return a value"
+        case .loader, .transform, .rateLimitKey: expected = "a load function must return a value"
         }
         return .done(.failed(PolicyFailure(policy: policy, message: "'\(policy)' returned \(value == "nil" ? "nothing" : "a \(value)"); \(expected)")))
     }

@@ -52,6 +52,7 @@ extension PolicyRuntime {
         runOutboundRef = try take("run_outbound", .function)
         runHandlerRef = try take("run_handler", .function)
         runLoaderRef = try take("run_loader", .function)
+        runKeyFunctionRef = try take("run_keyfn", .function)
         // Policies load from modules' real tables; plugin code gets read-only views via `require`.
         requireRef = try take("require_raw", .function)
     }
@@ -90,6 +91,11 @@ extension PolicyRuntime {
             guard case .lua(let module, let export, let options) = route.handler else { continue }
             let (ref, _) = try loadFunction(module: module, export: export, fallback: "handler", owner: "the handler of \(route.label)", location: route.location)
             handlers[index] = Compiled(functionRef: ref, optionsRef: optionsRef(options))
+        }
+        for policy in config.policies.values.sorted(by: { $0.name < $1.name }) where policy.policyType == "rate-limit-inbound" {
+            guard let (module, export) = RateLimitInbound.keyFunction(policy.options) else { continue }
+            let (ref, _) = try loadFunction(module: module, export: export, fallback: "rateLimitKey", owner: "policy '\(policy.name)' (its identifier)", location: policy.location)
+            keyFunctions[policy.name] = ref
         }
         let upstreamsFile = ConfigError(file: config.upstreams.file, message: "")
         for (module, export) in config.upstreams.pathRoutes.luaTransforms {

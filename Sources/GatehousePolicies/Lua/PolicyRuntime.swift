@@ -24,6 +24,8 @@ public final class PolicyRuntime: @unchecked Sendable {
     var loaderFunctions: [String: Int32] = [:]
     /// `transformPath` functions of upstreams.json, by "module#export".
     var transformFunctions: [String: Int32] = [:]
+    /// `rateLimitBy: "function"` key functions, by rate-limit policy name.
+    var keyFunctions: [String: Int32] = [:]
 
     /// Requests that Lua has seen and that have not ended, by Lua handle.
     var requests: [Int64: RequestState] = [:]
@@ -39,6 +41,7 @@ public final class PolicyRuntime: @unchecked Sendable {
     var runOutboundRef: Int32 = 0
     var runHandlerRef: Int32 = 0
     var runLoaderRef: Int32 = 0
+    var runKeyFunctionRef: Int32 = 0
     var requireRef: Int32 = 0
 
     /// A Lua function ready to be invoked, with its options table and budget.

@@ -1,5 +1,8 @@
 public import GatehouseCore
+public import GatehouseRedis
 public import HTTPTypes
+public import Logging
+public import NIOCore
 import NIOConcurrencyHelpers
 
 /// Process-wide services behind the Lua `cache`, `loader` and `http` modules. Created once per
@@ -15,6 +18,11 @@ public final class RuntimeServices: Sendable {
     public let rateLimits: RateLimitStore
     /// What the caches and loaders read the time from (a manual clock in tests).
     public let clock: ServiceClock
+    /// Redis clients by configuration: a reload with the same `redis` settings keeps its
+    /// connections; one with new settings gets a new client (the old one stays for requests of
+    /// the previous snapshot still running, and is closed at shutdown).
+    private let redisClients = NIOLockedValueBox<[RedisConfiguration: RedisClient]>([:])
+    private let healthLogs = NIOLockedValueBox<[String: StoreHealthLog]>([:])
 
     public init(fetcher: (any HTTPFetching)?, upstreams: (any UpstreamDirectory)? = nil, clock: ServiceClock = .system) {
         self.fetcher = fetcher
@@ -23,6 +31,43 @@ public final class RuntimeServices: Sendable {
         loaders = LoaderRegistry(clock: clock)
         jwks = JWKSCache(clock: clock)
         rateLimits = RateLimitStore(clock: clock)
+    }
+
+    /// The Redis client for `settings`, made on first use (it connects lazily, per event loop).
+    public func redisClient(_ settings: RedisSettings, loops: [any EventLoop], logger: Logger) throws(ConfigError) -> RedisClient {
+        var configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: settings.url)
+        } catch {
+            var location = settings.urlLocation
+            location.message = "redis.url: \(error.description)"
+            throw location
+        }
+        configuration.connectTimeout = .milliseconds(settings.connectTimeoutMilliseconds)
+        configuration.commandTimeout = .milliseconds(settings.commandTimeoutMilliseconds)
+        configuration.caFile = settings.caFile
+        configuration.tlsVerify = settings.tlsVerify
+        return redisClients.withLockedValue { clients in
+            if let client = clients[configuration] { return client }
+            let client = RedisClient(configuration: configuration, loops: loops, logger: logger)
+            clients[configuration] = client
+            return client
+        }
+    }
+
+    /// The transition log of one store user (a policy), kept across reloads.
+    func healthLog(_ name: String) -> StoreHealthLog {
+        healthLogs.withLockedValue { logs in
+            if let log = logs[name] { return log }
+            let log = StoreHealthLog()
+            logs[name] = log
+            return log
+        }
+    }
+
+    /// Closes the Redis connections (at server shutdown).
+    public func shutdown() {
+        for client in redisClients.withLockedValue({ Array($0.values) }) { client.shutdown() }
     }
 
     /// The zone named `name`, created with these bounds on first use.

@@ -1,5 +1,6 @@
 public import Foundation
 public import GatehouseCore
+import GatehouseRedis
 public import Logging
 public import NIOCore
 
@@ -21,6 +22,8 @@ public final class Snapshot: Sendable {
     enum InboundStep: Sendable {
         case lua(name: String, failOpen: Bool)
         case builtIn(any BuiltInInboundPolicy)
+        /// A rate limit whose tenant a Lua key function picks.
+        case keyedRateLimit(RateLimitInbound)
     }
 
     enum OutboundStep: Sendable {
@@ -46,6 +49,14 @@ public final class Snapshot: Sendable {
         } catch {
             throw SnapshotError(lines: [error.description])
         }
+        var redis: RedisClient?
+        if let settings = config.settings.redis {
+            do {
+                redis = try services.redisClient(settings, loops: loops, logger: logger)
+            } catch {
+                throw SnapshotError(lines: [error.description])
+            }
+        }
         var builtIns: [String: any BuiltInInboundPolicy] = [:]
         for policy in config.policies.values.sorted(by: { $0.name < $1.name }) {
             do {
@@ -53,7 +64,9 @@ public final class Snapshot: Sendable {
                 case "api-key-inbound":
                     builtIns[policy.name] = try APIKeyInbound(name: policy.name, options: policy.options, consumers: config.consumers)
                 case "rate-limit-inbound":
-                    builtIns[policy.name] = try RateLimitInbound(name: policy.name, options: policy.options, store: services.rateLimits)
+                    builtIns[policy.name] = try RateLimitInbound(
+                        name: policy.name, options: policy.options, store: services.rateLimits, redis: redis.map(RedisRateLimiter.init),
+                        services: services, logger: logger)
                 case "jwt-inbound":
                     builtIns[policy.name] = try await JWTInbound(
                         name: policy.name, options: policy.options, services: services, logger: logger, location: policy.location)
@@ -66,6 +79,7 @@ public final class Snapshot: Sendable {
         }
         let inbound: [[InboundStep]] = config.routes.map { route in
             route.inbound.map { name in
+                if let limit = builtIns[name] as? RateLimitInbound, limit.usesKeyFunction { return .keyedRateLimit(limit) }
                 if let builtIn = builtIns[name] { return .builtIn(builtIn) }
                 return .lua(name: name, failOpen: config.policies[name]?.failOpen ?? false)
             }

@@ -7,6 +7,7 @@ against itself. Run once; the outputs are committed:
   jwks.json          a JWKS with the RSA and EC keys (kids "rsa-1", "ec-1")
   tokens.json        name -> token, plus the HMAC secret
 
+`--add-tiers` adds one HS256 token per rate-limit tier ("tier_free" … "tier_enterprise").
 Valid tokens expire in 2100; "expired" expired in 2001; "not_yet_valid" starts in 2099.
 "crit_*" tokens carry a `crit` header naming an extension (RFC 7515 §4.1.11); `--add-crit`
 adds just those to an existing tokens.json (HS256, the committed secret), keeping the keys.
@@ -42,6 +43,27 @@ def crit_tokens(secret, claims):
         "crit_extension": jws.serialize_compact({"alg": "HS256", "crit": ["x-gatehouse-ext"], "x-gatehouse-ext": True}, payload, key, registry=registry),
         "crit_b64": jws.serialize_compact({"alg": "HS256", "crit": ["b64"], "b64": True}, payload, key, registry=registry),
     }
+
+def tier_tokens(secret):
+    """HS256 tokens of one tenant per seed-003 tier (`subscription_tier` claim), for the
+    rate-limit tests."""
+    key = OctKey.import_key(secret)
+    out = {}
+    for tier in ["free", "starter", "pro", "enterprise"]:
+        claims = {"sub": "tier-" + tier, "iss": "https://issuer.test", "aud": "gatehouse-tests", "exp": 4102444800,
+                  "tenant_id": tier + "-co", "subscription_tier": tier}
+        out["tier_" + tier] = jwt.encode({"alg": "HS256"}, claims, key)
+    return out
+
+if "--add-tiers" in sys.argv:
+    path = os.path.join(here, "tokens.json")
+    with open(path) as f:
+        fixture = json.load(f)
+    fixture["tokens"].update(tier_tokens(fixture["secret"]))
+    with open(path, "w") as f:
+        json.dump(fixture, f, indent=2)
+    print("added tier tokens")
+    sys.exit(0)
 
 if "--add-crit" in sys.argv:
     path = os.path.join(here, "tokens.json")

@@ -66,7 +66,16 @@ local function run_loader(fn, rid, key)
   return CONTINUE, internal.plain(value)
 end
 
+-- A rate-limit key function (`rateLimitBy: "function"`): fn(request, context, policyName) → a
+-- table ({ key, tier } or { key, requestsPerMinute, burst }) or nil (this request is not
+-- limited); CONTINUE and the value as the host can read it.
+local function run_keyfn(fn, rid, name)
+  local o = open(rid)
+  return CONTINUE, internal.plain(fn(o.request, o.context, name))
+end
+
 internal.open = open
+internal.run_keyfn = run_keyfn
 internal.run_inbound = run_inbound
 internal.run_outbound = run_outbound
 internal.run_handler = run_handler
