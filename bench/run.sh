@@ -16,7 +16,7 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
 . "$ROOT/scripts/lib/ensure-packages.sh"
-ensure_packages wrk nginx-light libnginx-mod-http-lua haproxy liblua5.4-dev pkg-config curl python3 openssl
+ensure_packages wrk nginx-light libnginx-mod-http-lua haproxy liblua5.4-dev libhiredis-dev redis-server redis-tools pkg-config curl python3 openssl
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -51,7 +51,10 @@ mkdir -p "$WORK/tls"
   printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext &&
   openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out server.pem 2>/dev/null)
 
-echo "== starting upstream, nginx+Lua, HAProxy+Lua, Gatehouse W0/W1/W2/W3/W4"
+echo "== starting upstream, Redis, nginx+Lua, HAProxy+Lua, Gatehouse W0/W1/W2/W3/W4/W4-redis"
+# The Redis of W4-redis (rate limits counted in Redis, one EVALSHA per request).
+redis-server --port 9206 --bind 127.0.0.1 --save "" --appendonly no --loglevel warning > "$WORK/redis.log" 2>&1 & PIDS+=($!)
+PID_redis=$!
 render "$BENCH/nginx/upstream.conf" "$WORK/upstream.conf"
 nginx -c "$WORK/upstream.conf" -p "$WORK" -e "$WORK/upstream-error.log" & PIDS+=($!)
 PID_upstream=$!
@@ -79,6 +82,7 @@ start_gatehouse w1 8091 "$WORK"
 start_gatehouse w2 8092 "$WORK"
 start_gatehouse w3 8096 "$WORK"
 start_gatehouse w4 8097 "$WORK"
+start_gatehouse w4r 8098 "$WORK"
 # W0 with an https upstream (the CA given in gatehouse.json).
 mkdir -p "$WORK/w0tls/config"
 sed 's|http://127.0.0.1:9201|https://127.0.0.1:9203|' "$BENCH/gatehouse/w0/routes.oas.json" > "$WORK/w0tls/config/routes.oas.json"
@@ -108,7 +112,7 @@ check() { # url expected-status expected-body-fragment [curl args...]
 }
 echo "== verifying every target answers correctly"
 check http://127.0.0.1:9201/v1/items/1 200 sandbox
-for port in 8081 8083 8091 8096 8097; do
+for port in 8081 8083 8091 8096 8097 8098; do
   check "http://127.0.0.1:$port/v1/items/1" 200 '"sandbox"' -H "Authorization: Bearer $KEY"
   check "http://127.0.0.1:$port/v1/items/1" 200 '"production"' -H "Authorization: Bearer $LIVE"
   check "http://127.0.0.1:$port/v1/items/1" 401 'Unauthorized'
@@ -134,7 +138,7 @@ cpu_ticks() {
   echo "$total"
 }
 TICKS=$(getconf CLK_TCK)
-TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy swift-stack:8094:GET:stack gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2 gatehouse-w3:8096:GET:w3 gatehouse-w4:8097:GET:w4 nginx-proxy-tls:8084:GET:nginx gatehouse-w0-tls:8095:GET:w0tls"
+TARGETS="direct:9201:GET:upstream nginx-proxy:8082:GET:nginx nginx-lua:8081:GET:nginx haproxy-lua:8083:GET:haproxy swift-stack:8094:GET:stack gatehouse-w0:8090:GET:w0 gatehouse-w1:8091:GET:w1 gatehouse-w2:8092:POST:w2 gatehouse-w3:8096:GET:w3 gatehouse-w4:8097:GET:w4 gatehouse-w4-redis:8098:GET:w4r nginx-proxy-tls:8084:GET:nginx gatehouse-w0-tls:8095:GET:w0tls"
 : > "$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
@@ -143,12 +147,21 @@ for round in $(seq 1 "$ROUNDS"); do
     [ "$method" = POST ] && body='{"sku":"A-1","qty":2}'
     pid_var="PID_$process"; pid=${!pid_var}
     before=$(cpu_ticks "$pid")
+    redis_before=$(cpu_ticks "$PID_redis")
+    calls_before=$(redis-cli -p 9206 info commandstats | sed -nE 's/^cmdstat_evalsha:calls=([0-9]+).*/\1/p')
     line=$(BENCH_KEYS="$WORK/keys.txt" BENCH_METHOD="$method" BENCH_BODY="$body" \
       wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$BENCH/wrk/keys.lua" "http://127.0.0.1:$port" | grep '^BENCH')
     after=$(cpu_ticks "$pid")
     requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<< "$line")
     cpu_us=$(( (after - before) * 1000000 / TICKS / (requests > 0 ? requests : 1) ))
-    echo "$name round=$round $line cpu_us=$cpu_us" | tee -a "$WORK/results.txt"
+    extra=""
+    if [ "$process" = w4r ]; then
+      # Redis' own CPU per request, and its round trips per request (EVALSHA calls / requests).
+      redis_after=$(cpu_ticks "$PID_redis")
+      calls_after=$(redis-cli -p 9206 info commandstats | sed -nE 's/^cmdstat_evalsha:calls=([0-9]+).*/\1/p')
+      extra=" redis_cpu_us=$(( (redis_after - redis_before) * 1000000 / TICKS / (requests > 0 ? requests : 1) )) redis_trips=$(python3 -c "print(round(($${calls_after:-0} - ${calls_before:-0}) / max(1, $requests), 3))")"
+    fi
+    echo "$name round=$round $line cpu_us=$cpu_us$extra" | tee -a "$WORK/results.txt"
   done
 done
 
@@ -177,8 +190,11 @@ print()
 def ratio(a, b, key): return med(a, key) / med(b, key)
 print("| ratio | throughput | p99 latency | CPU per request |")
 print("|---|---:|---:|---:|")
-for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w0","swift-stack"), ("gatehouse-w2","gatehouse-w1"), ("gatehouse-w3","gatehouse-w1"), ("gatehouse-w4","gatehouse-w1"), ("gatehouse-w0-tls","nginx-proxy-tls"), ("gatehouse-w0-tls","gatehouse-w0")]:
+for a, b in [("gatehouse-w1","nginx-lua"), ("gatehouse-w1","haproxy-lua"), ("gatehouse-w0","nginx-proxy"), ("gatehouse-w0","swift-stack"), ("gatehouse-w2","gatehouse-w1"), ("gatehouse-w3","gatehouse-w1"), ("gatehouse-w4","gatehouse-w1"), ("gatehouse-w4-redis","gatehouse-w1"), ("gatehouse-w0-tls","nginx-proxy-tls"), ("gatehouse-w0-tls","gatehouse-w0")]:
     print(f"| {a} / {b} | {ratio(a,b,'rps'):.2f} | {ratio(a,b,'p99_us'):.2f} | {ratio(a,b,'cpu_us'):.2f} |")
+if "gatehouse-w4-redis" in rows:
+    print()
+    print(f"W4-redis: Redis round trips per request {med('gatehouse-w4-redis','redis_trips'):.3f}; Redis' own CPU per request {med('gatehouse-w4-redis','redis_cpu_us'):.0f} µs (not in the gateway's figure)")
 print()
 print(f"Gatehouse memory: idle RSS (W1, $KEYS consumers) $((IDLE_RSS/1024)) MB; W1 with $MEMORY_KEYS consumers: idle $((MEM_IDLE/1024)) MB, peak under load $((PEAK/1024)) MB; Lua VM heap {int('$VM_KB')} KB per VM")
 PY

@@ -36,16 +36,24 @@ public final class RedisServer: @unchecked Sendable {
     private static let sharedPrivate: Result<RedisServer, any Error> = Result { try RedisServer.start() }
 
     /// Starts a private `redis-server` on a free loopback port (no persistence) and waits until
-    /// it accepts connections. `arguments` are extra server options.
-    public static func start(arguments: [String] = []) throws -> RedisServer {
-        let server = RedisServer(port: try freePort(), arguments: arguments)
+    /// it accepts connections. `arguments` are extra server options; with `tls`, the port
+    /// speaks only TLS, with the test CA's server certificate (for `localhost` and 127.0.0.1).
+    public static func start(arguments: [String] = [], tls: TestCertificates? = nil) throws -> RedisServer {
+        let server = RedisServer(port: try freePort(), arguments: arguments, tls: tls)
         try server.launch()
         return server
     }
 
-    private init(port: Int, arguments: [String]) {
+    private init(port: Int, arguments: [String], tls: TestCertificates?) {
         self.port = port
-        extraArguments = arguments
+        if let tls {
+            extraArguments = [
+                "--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.certificateFile, "--tls-key-file", tls.keyFile,
+                "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients", "no",
+            ] + arguments
+        } else {
+            extraArguments = ["--port", String(port)] + arguments
+        }
     }
 
     public var url: String { "redis://127.0.0.1:\(port)" }
@@ -78,7 +86,7 @@ public final class RedisServer: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = [
-            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
             "--protected-mode", "yes", "--loglevel", "warning",
         ] + extraArguments
         process.standardOutput = FileHandle.nullDevice

@@ -156,6 +156,29 @@ struct RedisClientTests {
         #expect(try await redis.send(["PING"]) == .status("PONG"))
     }
 
+    @Test func redissVerifiesTheServerWithTheConfiguredCA() async throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let server = try RedisServer.start(tls: certificates)
+        var configuration = try RedisConfiguration(url: "rediss://localhost:\(server.port)/1")
+        configuration.caFile = certificates.caFile
+        let verified = RedisClient(configuration: configuration, loops: [Self.group.next()], logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { verified.shutdown() }
+        #expect(try await verified.send(["PING"]) == .status("PONG"))
+        _ = try await verified.send(["SET", "over-tls", "yes"])
+        #expect(try await verified.send(["GET", "over-tls"]).string == "yes")
+        // Without the CA the certificate is not trusted: the connection fails.
+        let untrusted = RedisClient(
+            configuration: try RedisConfiguration(url: "rediss://localhost:\(server.port)"), loops: [Self.group.next()],
+            logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { untrusted.shutdown() }
+        await #expect(throws: RedisError.self) { _ = try await untrusted.send(["PING"]) }
+        // Plain RESP against the TLS port gets no answer it can read.
+        let plain = try client("redis://127.0.0.1:\(server.port)", commandTimeout: .milliseconds(300))
+        defer { plain.shutdown() }
+        await #expect(throws: RedisError.self) { _ = try await plain.send(["PING"]) }
+    }
+
     @Test func urlsParseAndMistakesAreNamed() throws {
         let full = try RedisConfiguration(url: "rediss://user:p%40ss@cache.internal:6380/2")
         #expect(full.host == "cache.internal" && full.port == 6380 && full.database == 2 && full.tls)

@@ -32,6 +32,55 @@ import Testing
         try await production.stop()
     }
 
+    /// `examples/tenant-rate-limits`: two gateways, one (private, fresh) Redis; the free tier's
+    /// burst and an organisation's export bucket hold across both.
+    @Test(.enabled(if: RedisServer.available, Comment(rawValue: RedisServer.skipReason)))
+    func tenantRateLimitsExampleFlow() async throws {
+        let redis = try RedisServer.start()
+        let root = ConfigFixture.repositoryRoot() + "/examples/tenant-rate-limits"
+        func start() async throws -> TestGateway {
+            try await TestGateway.start(
+                configDirectory: root + "/config", pluginDirectories: [root + "/plugins"], environment: ["REDIS_URL": redis.url],
+                logger: LogCapture().logger())
+        }
+        let one = try await start()
+        let two = try await start()
+        do {
+            let started = ContinuousClock.now
+            var statuses: [Int] = []
+            for i in 0..<12 {
+                statuses.append(try await call(i % 2 == 0 ? one : two, "/api/reports", key: "sk_free_demo_ad95d5fa651b").status)
+            }
+            let refills = Int((ContinuousClock.now - started) / .milliseconds(600))
+            let passed = statuses.filter { $0 == 200 }.count
+            #expect(passed >= 10 && passed <= 10 + refills, "\(statuses)")
+            let refused = try await call(one, "/api/reports", key: "sk_free_demo_ad95d5fa651b")
+            if refused.status == 429 {
+                #expect((refused.json["detail"] as? String)?.contains("'free' tier") == true)
+                #expect(refused.headers["ratelimit-policy"].first == "100;w=60;burst=10")
+            }
+            // Both bigcorp keys draw on one export bucket of 5 (one refill per 2 s).
+            let exportsStarted = ContinuousClock.now
+            var exports: [Int] = []
+            for i in 0..<8 {
+                let key = i % 2 == 0 ? "sk_enterprise_demo_9b97ac5e767e" : "sk_enterprise_demo_dash_51c0e2"
+                exports.append(try await send((i % 2 == 0 ? one : two).baseURL + "/api/exports", method: .POST, headers: [("Authorization", "Bearer \(key)")]).status)
+            }
+            let exportRefills = Int((ContinuousClock.now - exportsStarted) / .seconds(2))
+            let queued = exports.filter { $0 == 202 }.count
+            #expect(queued >= 5 && queued <= 5 + exportRefills, "\(exports)")
+            #expect(exports.allSatisfy { $0 == 202 || $0 == 429 })
+            // The pro tier is its own tenant: unaffected.
+            #expect(try await call(two, "/api/reports", key: "sk_pro_demo_07ed400759a0").status == 200)
+        } catch {
+            try await one.stop()
+            try await two.stop()
+            throw error
+        }
+        try await one.stop()
+        try await two.stop()
+    }
+
     /// Starts an example with its demo upstreams (names as in its demo.json, ports ephemeral),
     /// its data service if it has one, and the environment pointing at them.
     /// `plugins` overrides the example's own plugin directory (relative to `examples/`).

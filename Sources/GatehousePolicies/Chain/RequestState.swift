@@ -105,6 +105,16 @@ enum PendingOperation {
     case fetchAll([FetchRequest])
     /// Wait for a loader's in-flight load.
     case awaitLoad(LoaderRegistry.Load)
+    /// A Redis zone's get, put or delete (`cache.zone(name, { store = "redis" })`).
+    case redisZone(RedisZoneOperation)
+    /// `ratelimit.check(key, { rpm, burst, store = "redis" })`.
+    case redisRateLimit(key: String, limit: RateLimitStore.Limit)
+}
+
+enum RedisZoneOperation {
+    case get(zone: String, key: String)
+    case put(zone: String, key: String, value: JSONValue, ttl: Duration)
+    case delete(zone: String, key: String)
 }
 
 extension RequestState {

@@ -188,6 +188,10 @@ extension PolicyRuntime {
         case .json(let value):
             L.push(json: value)
             count = 1
+        case .values(let values):
+            L.ensureStack(Int32(values.count) + 4)
+            for value in values { L.push(json: value) }
+            count = Int32(values.count)
         case .response(let index):
             L.push(state.rid)
             L.push(index)

@@ -15,11 +15,13 @@ extension PolicyRuntime {
         /// A response added to the request (pushed as rid, index).
         case response(Int)
         case responses([Result<Int, FetchFailure>])
+        /// Several values (pushed in order).
+        case values([JSONValue])
     }
 
     /// Runs `operation`, abandoning it after `remaining` (the invocation's wall-clock budget
     /// left, if it has one). Fetches carry the bound as their own timeout, and a body already in
-    /// memory is no wait at all: only a loader wait and a body still arriving need a timer of
+    /// memory is no wait at all, and Redis commands have their own timeout: only a loader wait and a body still arriving need a timer of
     /// their own (``withTimeout(_:_:)`` costs two tasks, so it is not used where it need not be).
     func perform(_ operation: PendingOperation, state: RequestState, within remaining: Duration?) async -> PendingResult {
         guard let remaining else { return await perform(operation, state: state) }
@@ -31,6 +33,9 @@ extension PolicyRuntime {
             return await perform(.fetchAll(requests.map { var r = $0; r.timeout = min(r.timeout, remaining); return r }), state: state)
         case .readBody(let index):
             if case .stream = index == 0 ? state.body : state.responses[index - 1].body { break }
+            return await perform(operation, state: state)
+        case .redisZone, .redisRateLimit:
+            // Bounded by Redis' command timeout (milliseconds, far below any Lua budget).
             return await perform(operation, state: state)
         case .awaitLoad:
             break
@@ -56,6 +61,34 @@ extension PolicyRuntime {
             switch await load.value {
             case .success(let value): return .json(value)
             case .failure(let failure): return .failure(failure.message)
+            }
+        case .redisZone(let operation):
+            guard let redis else { return .failure("no Redis store is configured") }
+            let zones = RedisZoneStore(client: redis)
+            switch operation {
+            case .get(let zone, let key):
+                switch await zones.get(zone: zone, key: key) {
+                case .success(let value): return .json(value ?? .null)
+                case .failure(let error): return .failure(error.description)
+                }
+            case .put(let zone, let key, let value, let ttl):
+                switch await zones.put(zone: zone, key: key, value: value, ttl: ttl) {
+                case .success: return .json(.bool(true))
+                case .failure(let error): return .failure(error.description)
+                }
+            case .delete(let zone, let key):
+                switch await zones.delete(zone: zone, key: key) {
+                case .success: return .json(.bool(true))
+                case .failure(let error): return .failure(error.description)
+                }
+            }
+        case .redisRateLimit(let key, let limit):
+            guard let redis else { return .failure("no Redis store is configured") }
+            switch await RedisRateLimiter(client: redis).check(tenant: key, scope: "lua", limit) {
+            case .success(let decision):
+                return .values([.bool(decision.allowed), .int(Int64(decision.remaining)), .int(decision.retryAfter.map { RateLimitInbound.seconds($0) } ?? 0)])
+            case .failure(let error):
+                return .failure(error.description)
             }
         case .readBody(let index):
             let body = index == 0 ? state.body : state.responses[index - 1].body

@@ -1,6 +1,7 @@
 public import GatehouseCore
 public import GatehouseLua
 public import Logging
+public import GatehouseRedis
 public import NIOCore
 import Synchronization
 
@@ -20,6 +21,9 @@ public final class PolicyRuntime: @unchecked Sendable {
     let maxBufferedBodyBytes: Int
     /// Caches, loaders and the HTTP client behind `cache`, `loader` and `http`.
     public let services: RuntimeServices
+    /// The Redis of this generation's gatehouse.json, if any (Redis zones, `ratelimit.check`
+    /// with `store = "redis"`).
+    let redis: RedisClient?
     /// Load functions of the loaders this VM's modules created, by loader name.
     var loaderFunctions: [String: Int32] = [:]
     /// `transformPath` functions of upstreams.json, by "module#export".
@@ -57,8 +61,11 @@ public final class PolicyRuntime: @unchecked Sendable {
 
     /// Creates the VM on the calling thread (call it on `loop`), installs the policy API and
     /// loads every Lua policy and handler of `config`.
-    public init(config: GatewayConfig, sources: PluginSources, loop: any EventLoop, logger: Logger, services: RuntimeServices) throws(PolicyLoadError) {
+    public init(
+        config: GatewayConfig, sources: PluginSources, loop: any EventLoop, logger: Logger, services: RuntimeServices, redis: RedisClient? = nil
+    ) throws(PolicyLoadError) {
         self.services = services
+        self.redis = redis
         do {
             vm = try LuaVM(memoryLimit: config.settings.luaMemoryLimitBytes)
         } catch {

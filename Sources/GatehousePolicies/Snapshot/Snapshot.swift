@@ -49,13 +49,11 @@ public final class Snapshot: Sendable {
         } catch {
             throw SnapshotError(lines: [error.description])
         }
-        var redis: RedisClient?
-        if let settings = config.settings.redis {
-            do {
-                redis = try services.redisClient(settings, loops: loops, logger: logger)
-            } catch {
-                throw SnapshotError(lines: [error.description])
-            }
+        let redis: RedisClient?
+        do {
+            redis = try config.settings.redis.map { settings throws(ConfigError) in try services.redisClient(settings, loops: loops, logger: logger) }
+        } catch {
+            throw SnapshotError(lines: [error.description])
         }
         var builtIns: [String: any BuiltInInboundPolicy] = [:]
         for policy in config.policies.values.sorted(by: { $0.name < $1.name }) {
@@ -92,7 +90,7 @@ public final class Snapshot: Sendable {
             let result: Result<PolicyRuntime, PolicyLoadError>
             do {
                 result = try await loop.submit {
-                    Result { () throws(PolicyLoadError) in try PolicyRuntime(config: config, sources: sources, loop: loop, logger: logger, services: services) }
+                    Result { () throws(PolicyLoadError) in try PolicyRuntime(config: config, sources: sources, loop: loop, logger: logger, services: services, redis: redis) }
                 }.get()
             } catch {
                 throw SnapshotError(lines: ["cannot create a Lua runtime: the event loop is shutting down"])

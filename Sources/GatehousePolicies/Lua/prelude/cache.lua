@@ -13,10 +13,21 @@ function Zone:get(key) return host.cache_get(self.name, key) end
 function Zone:put(key, value, ttl) host.cache_put(self.name, key, plain(value), ttl) end
 function Zone:delete(key) host.cache_delete(self.name, key) end
 
+-- A Redis zone (`store = "redis"`): the same methods, each waiting for Redis (the policy's
+-- coroutine yields). get returns nil, err and put/delete nil, err when Redis cannot answer.
+local RedisZone = {}
+RedisZone.__index = RedisZone
+RedisZone.__metatable = "zone"
+function RedisZone:get(key) return host.cache_redis_get(self.name, key) end
+function RedisZone:put(key, value, ttl) return host.cache_redis_put(self.name, key, plain(value), ttl) end
+function RedisZone:delete(key) return host.cache_redis_delete(self.name, key) end
+
 local cache = {}
 function cache.zone(name, opts)
   if type(name) ~= "string" then error("cache.zone expects a zone name", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("cache.zone options must be a table", 2) end
   host.cache_zone(name, plain(opts))
+  if opts ~= nil and opts.store == "redis" then return setmetatable({ name = name, store = "redis" }, RedisZone) end
   return setmetatable({ name = name }, Zone)
 end
 
