@@ -159,7 +159,7 @@ for round in $(seq 1 "$ROUNDS"); do
       # Redis' own CPU per request, and its round trips per request (EVALSHA calls / requests).
       redis_after=$(cpu_ticks "$PID_redis")
       calls_after=$(redis-cli -p 9206 info commandstats | sed -nE 's/^cmdstat_evalsha:calls=([0-9]+).*/\1/p')
-      extra=" redis_cpu_us=$(( (redis_after - redis_before) * 1000000 / TICKS / (requests > 0 ? requests : 1) )) redis_trips=$(python3 -c "print(round(($${calls_after:-0} - ${calls_before:-0}) / max(1, $requests), 3))")"
+      extra=" redis_cpu_us=$(( (redis_after - redis_before) * 1000000 / TICKS / (requests > 0 ? requests : 1) )) redis_trips=$(python3 -c "print(round((${calls_after:-0} - ${calls_before:-0}) / max(1, $requests), 3))")"
     fi
     echo "$name round=$round $line cpu_us=$cpu_us$extra" | tee -a "$WORK/results.txt"
   done

@@ -90,6 +90,7 @@ enum RESPFormat {
                 }
             }
         }
+        // Only fails when hiredis cannot allocate; the command is then left unwritten.
         guard length > 0, let target else { return }
         defer { redisFreeCommand(target) }
         buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(length)))

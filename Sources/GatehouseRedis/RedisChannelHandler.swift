@@ -30,8 +30,7 @@ final class RedisChannelHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     init(loop: any EventLoop, commandTimeout: Duration) {
         self.loop = loop
-        let (s, atto) = commandTimeout.components
-        self.commandTimeout = .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+        self.commandTimeout = TimeAmount(commandTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -43,13 +42,15 @@ final class RedisChannelHandler: ChannelInboundHandler, RemovableChannelHandler,
         self.context = nil
     }
 
-    /// Writes one command (already RESP) and returns its reply. Call on the channel's loop.
-    func send(_ command: ByteBuffer, flush: Bool = true) -> EventLoopFuture<RedisValue> {
+    /// Writes one command (already RESP) and returns its reply, failed with
+    /// ``RedisError/timedOut`` after `deadline` (default: the command timeout from now). Call on
+    /// the channel's loop.
+    func send(_ command: ByteBuffer, deadline: NIODeadline? = nil, flush: Bool = true) -> EventLoopFuture<RedisValue> {
         guard let context, !closed else {
             return loop.makeFailedFuture(RedisError.connectionClosed)
         }
         let promise = context.eventLoop.makePromise(of: RedisValue.self)
-        let deadline = NIODeadline.now() + commandTimeout
+        let deadline = deadline ?? NIODeadline.now() + commandTimeout
         pending.append(Pending(promise: promise, deadline: deadline))
         if timer == nil { arm(at: deadline) }
         context.write(wrapOutboundOut(command), promise: nil)
@@ -112,16 +113,16 @@ final class RedisChannelHandler: ChannelInboundHandler, RemovableChannelHandler,
         context?.close(promise: nil)
     }
 
-    /// Fails every command waiting and reports the connection gone (once).
+    /// Fails every command waiting and reports the connection gone (once). Marked closed
+    /// first, so a command sent from a failure callback is refused rather than queued here.
     private func fail(_ error: RedisError) {
+        let first = !closed
+        closed = true
         timer?.cancel()
         timer = nil
         let waiting = pending
         pending.removeAll()
         for command in waiting { command.promise.fail(error) }
-        if !closed {
-            closed = true
-            onClose?(error)
-        }
+        if first { onClose?(error) }
     }
 }

@@ -15,7 +15,7 @@ public final class RedisClient: Sendable {
     private let connections: [ObjectIdentifier: RedisLoopConnection]
     private let loops: [any EventLoop]
     private let cursor = ManagedAtomic<Int>(0)
-    private let reachable = ManagedAtomic<Bool>(true)
+    private let health = RedisHealth()
     private let logger: Logger
 
     public init(configuration: RedisConfiguration, loops: [any EventLoop], logger: Logger) {
@@ -41,8 +41,9 @@ public final class RedisClient: Sendable {
         self.connections = connections
     }
 
-    /// Whether the last command reached Redis (true until something failed).
-    public var isReachable: Bool { reachable.load(ordering: .relaxed) }
+    /// False from a failed command until commands have succeeded for a quiet period
+    /// (``RedisHealth``).
+    public var isReachable: Bool { !health.isDown }
 
     /// Sends one command (`["SET", key, value, "PX", "1000"]`) and returns its reply. An error
     /// reply is returned as ``RedisValue/error(_:)``, not thrown: only a store that could not
@@ -54,6 +55,7 @@ public final class RedisClient: Sendable {
     /// ``send(_:)`` with binary-safe arguments.
     public func send(bytes arguments: [[UInt8]]) async throws(RedisError) -> RedisValue {
         let command = RESPFormat.encode(arguments, allocator: ByteBufferAllocator())
+        guard command.readableBytes > 0 else { throw .protocolError("the command could not be encoded") }
         let connection = pickConnection()
         let reply: EventLoopFuture<RedisValue>
         if connection.loop.inEventLoop {
@@ -63,13 +65,13 @@ public final class RedisClient: Sendable {
         }
         do {
             let value = try await reply.get()
-            if !reachable.exchange(true, ordering: .relaxed) {
+            if health.succeeded() {
                 logger.notice("Redis reachable again", metadata: ["redis": .string(configuration.endpoint)])
             }
             return value
         } catch {
             let failure = error as? RedisError ?? .unavailable("\(error)")
-            if reachable.exchange(false, ordering: .relaxed) {
+            if health.failed() {
                 logger.error("Redis unreachable: \(failure)", metadata: ["redis": .string(configuration.endpoint)])
             }
             throw failure

@@ -116,7 +116,7 @@ public enum RawHTTP {
         return bytes.count >= headBytes + length ? headBytes + length : nil
     }
 
-    static func writeAll(_ fd: Int32, _ text: String) throws {
+    public static func writeAll(_ fd: Int32, _ text: String) throws {
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {

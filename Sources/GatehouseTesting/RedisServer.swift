@@ -33,7 +33,20 @@ public final class RedisServer: @unchecked Sendable {
         return "redis://127.0.0.1:\(try sharedPrivate.get().port)"
     }
 
-    private static let sharedPrivate: Result<RedisServer, any Error> = Result { try RedisServer.start() }
+    private static let sharedPrivate: Result<RedisServer, any Error> = Result { () throws -> RedisServer in
+        let server = try RedisServer.start()
+        // Static values are never deinitialised: stop this one when the test process exits.
+        sharedPID = server.pid
+        atexit { if RedisServer.sharedPID > 0 { Foundation.kill(RedisServer.sharedPID, SIGKILL) } }
+        return server
+    }
+    nonisolated(unsafe) private static var sharedPID: Int32 = 0
+
+    private var pid: Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        return process?.processIdentifier ?? 0
+    }
 
     /// Starts a private `redis-server` on a free loopback port (no persistence) and waits until
     /// it accepts connections. `arguments` are extra server options; with `tls`, the port
@@ -95,14 +108,46 @@ public final class RedisServer: @unchecked Sendable {
         lock.lock()
         self.process = process
         lock.unlock()
-        // Ready when it accepts a connection (a loaded machine may take a while).
+        // Ready when it answers on the port as this very process (another one could have taken
+        // the port since it was chosen; then ours exits, and its answer names another pid).
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if Self.canConnect(port) { return }
             guard process.isRunning else { throw RedisServerError("redis-server exited at start (port \(port) taken?)") }
+            if extraArguments.contains("--tls-port") {
+                // A TLS port only speaks TLS: accepting connections is enough here.
+                if Self.canConnect(port) { return }
+            } else if let pid = Self.serverPID(port: port) {
+                guard pid == process.processIdentifier || pid == -1 else {
+                    kill()
+                    throw RedisServerError("port \(port) is served by another redis-server (pid \(pid))")
+                }
+                return
+            }
             usleep(20_000)
         }
+        kill()
         throw RedisServerError("redis-server did not accept connections on port \(port) within 20 s")
+    }
+
+    /// The `process_id` of the Redis answering on `port` (nil: nothing answers yet; -1: it
+    /// answers but wants a password first, so it cannot say).
+    static func serverPID(port: Int) -> Int32? {
+        guard let fd = try? RawHTTP.connectLoopback(port: port, timeoutSeconds: 2) else { return nil }
+        defer { close(fd) }
+        guard (try? RawHTTP.writeAll(fd, "INFO server\r\n")) != nil else { return nil }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while received.count < 65536 {
+            let n = read(fd, &buffer, buffer.count)
+            guard n > 0 else { break }
+            received += buffer[0..<n]
+            let text = String(decoding: received, as: UTF8.self)
+            if text.hasPrefix("-NOAUTH") { return -1 }
+            if let range = text.range(of: "process_id:"), let end = text[range.upperBound...].firstIndex(where: \.isNewline) {
+                return Int32(text[range.upperBound..<end])
+            }
+        }
+        return nil
     }
 
     static func canConnect(_ port: Int) -> Bool {

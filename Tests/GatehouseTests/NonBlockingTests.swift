@@ -64,7 +64,7 @@ import Testing
                 """,
             "plugins/slowfetch.lua": """
                 return function(request, context, options)
-                  local res = http.fetch(options.upstream .. "/slow", { headers = { ["x-echo-delay-ms"] = "5000" } })
+                  local res = http.fetch(options.upstream .. "/slow")
                   return Response.json({ status = res.status })
                 end
                 """,
@@ -173,7 +173,10 @@ import Testing
     }
 
     @Test func requestsWaitingOnASlowFetchDoNotStallOtherRoutes() async throws {
-        try await withFixture { gateway, _, _ in
+        try await withFixture { gateway, upstream, _ in
+            // The slow fetches are held at the upstream until the quick requests are done, so
+            // "meanwhile" does not depend on how fast a loaded machine serves the quick ones.
+            upstream.echo.closeGate()
             let slowDone = Counter()
             let slow = Task {
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -186,7 +189,9 @@ import Testing
                     try await group.waitForAll()
                 }
             }
-            try await Task.sleep(for: .milliseconds(200))
+            // Every slow fetch has reached the upstream and waits there.
+            for _ in 0..<2000 where upstream.echo.inFlightNow < 50 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(upstream.echo.inFlightNow == 50)
             var quick = 0
             let port = gateway.port
             for _ in 0..<20 {
@@ -195,6 +200,7 @@ import Testing
                 if r.status == 200 && r.body.contains("quick") { quick += 1 }
             }
             let slowFinishedMeanwhile = slowDone.value
+            upstream.echo.openGate()
             try await slow.value
             #expect(quick == 20)
             #expect(slowFinishedMeanwhile == 0, "all 20 quick answers came while the 50 slow ones were still waiting")

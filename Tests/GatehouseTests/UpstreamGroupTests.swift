@@ -164,7 +164,7 @@ import Testing
         let ups = try await upstreams("flaky")
         let echo = ups[0].echo
         let files = ["config/upstreams.json": #"""
-        { "coreGroups": [ { "coreName": "flaky", "baseUrl": "$env(FLAKY)", "circuitBreaker": { "threshold": 2, "timeout": 300, "halfOpenMax": 2 },
+        { "coreGroups": [ { "coreName": "flaky", "baseUrl": "$env(FLAKY)", "circuitBreaker": { "threshold": 2, "timeout": 2000, "halfOpenMax": 2 },
             "routes": [ { "name": "f", "pathPrefix": "/" } ] } ] }
         """#]
         try await withGateway(files, environment: ["FLAKY": ups[0].url]) { gateway, _ in

@@ -155,8 +155,8 @@ struct ConfigLoader {
         for (key, value) in try node.members() {
             switch key {
             case "url": break
-            case "connectTimeoutMs": redis.connectTimeoutMilliseconds = try positive(value)
-            case "commandTimeoutMs": redis.commandTimeoutMilliseconds = try positive(value)
+            case "connectTimeoutMs": redis.connectTimeoutMilliseconds = try positive(value, atMost: 600_000)
+            case "commandTimeoutMs": redis.commandTimeoutMilliseconds = try positive(value, atMost: 600_000)
             case "caFile": redis.caFile = try caFile(value)
             case "tlsVerify": redis.tlsVerify = try value.bool()
             default: throw value.error("unknown redis setting '\(key)' (url, connectTimeoutMs, commandTimeoutMs, caFile, tlsVerify)")
@@ -171,6 +171,12 @@ struct ConfigLoader {
         let resolved = path.hasPrefix("/") ? path : directory + "/" + path
         guard FileManager.default.isReadableFile(atPath: resolved) else { throw node.error("cannot read the CA file '\(path)'") }
         return resolved
+    }
+
+    func positive(_ node: ConfigNode, atMost limit: Int) throws(ConfigError) -> Int {
+        let v = try positive(node)
+        guard v <= limit else { throw node.error("must be at most \(limit)") }
+        return v
     }
 
     func positive(_ node: ConfigNode) throws(ConfigError) -> Int {

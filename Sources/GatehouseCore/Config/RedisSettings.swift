@@ -10,7 +10,8 @@ public struct RedisSettings: Sendable, Equatable {
     public var url: String
     public var connectTimeoutMilliseconds: Int = 1_000
     /// A command without a reply after this long fails (and the store counts as unavailable for
-    /// that request), so a slow Redis costs a request at most this much, not its own timeout.
+    /// that request), so a slow or unreachable Redis costs a request at most this much (a
+    /// command waiting for a connection included), not its own timeout.
     public var commandTimeoutMilliseconds: Int = 250
     /// PEM file of CA certificates for `rediss://` (resolved against the config directory).
     public var caFile: String?

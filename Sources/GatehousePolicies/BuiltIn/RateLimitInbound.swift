@@ -183,7 +183,7 @@ public struct RateLimitInbound: Sendable {
         case .local:
             decision = store.check("p\u{0}" + name + "\u{0}" + tenant, limit)
         case .redis(let redis, let onFailure, let health):
-            switch await redis.check(tenant: tenant, scope: name, limit) {
+            switch await redis.check(tenant: tenant, scope: "p:" + name, limit) {
             case .success(let counted):
                 health.succeeded(what: "rate-limit policy '\(name)'", logger: logger)
                 decision = counted

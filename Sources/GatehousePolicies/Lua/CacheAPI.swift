@@ -4,6 +4,9 @@ import GatehouseLua
 /// Host functions behind `cache.zone(name)` and its `get`, `put`, `delete`: in-process zones
 /// answer at once; Redis zones (`store = "redis"`) yield while Redis answers.
 extension PolicyRuntime {
+    /// Longer TTLs are cut to this (ten years), so any finite number is a valid TTL.
+    static let maxTTLSeconds = 315_360_000.0
+
     func cacheAPI() -> [(String, HostFunction)] {
         [
             ("cache_zone", { [unowned self] L in
@@ -41,10 +44,10 @@ extension PolicyRuntime {
             }),
             ("cache_put", { [unowned self] L in
                 guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "put", expected: "string key", state: L, slot: 2) }
-                guard let seconds = L.toNumber(at: 4), seconds > 0 else { return .badArgument(3, "put", expected: "a TTL in seconds", state: L, slot: 4) }
+                guard let seconds = L.toNumber(at: 4), seconds > 0, seconds.isFinite else { return .badArgument(3, "put", expected: "a TTL in seconds", state: L, slot: 4) }
                 switch L.readJSON(at: 3) {
                 case .success(let value):
-                    self.services.zone(name).put(key, value, ttl: .milliseconds(Int64(seconds * 1000)))
+                    self.services.zone(name).put(key, value, ttl: .milliseconds(Int64(min(seconds, Self.maxTTLSeconds) * 1000)))
                     return .values(0)
                 case .failure(let error):
                     return .error("cache values must be JSON-compatible: \(error)")
@@ -66,10 +69,10 @@ extension PolicyRuntime {
             ("cache_redis_put", { [unowned self] L in
                 if let refusal = self.refuseWait(L, "zone:put") { return refusal }
                 guard let name = L.toString(at: 1), let key = L.toString(at: 2) else { return .badArgument(1, "put", expected: "string key", state: L, slot: 2) }
-                guard let seconds = L.toNumber(at: 4), seconds > 0 else { return .badArgument(3, "put", expected: "a TTL in seconds", state: L, slot: 4) }
+                guard let seconds = L.toNumber(at: 4), seconds > 0, seconds.isFinite else { return .badArgument(3, "put", expected: "a TTL in seconds", state: L, slot: 4) }
                 switch L.readJSON(at: 3) {
                 case .success(let value):
-                    self.current!.pending = .redisZone(.put(zone: name, key: key, value: value, ttl: .milliseconds(Int64(seconds * 1000))))
+                    self.current!.pending = .redisZone(.put(zone: name, key: key, value: value, ttl: .milliseconds(Int64(min(seconds, Self.maxTTLSeconds) * 1000))))
                     return .yield
                 case .failure(let error):
                     return .error("cache values must be JSON-compatible: \(error)")

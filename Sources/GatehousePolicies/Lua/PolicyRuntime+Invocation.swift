@@ -281,7 +281,8 @@ extension PolicyRuntime {
         case .inbound: expected = "an inbound policy must return the request (to continue) or a response (to answer now)"
         case .outbound: expected = "an outbound policy must return a response"
         case .handler: expected = "a handler must return a response"
-        case .loader, .transform, .rateLimitKey: expected = "a load function must return a value"
+        case .loader, .transform: expected = "a load function must return a value"
+        case .rateLimitKey: expected = "a key function must return a table or nil"
         }
         return .done(.failed(PolicyFailure(policy: policy, message: "'\(policy)' returned \(value == "nil" ? "nothing" : "a \(value)"); \(expected)")))
     }
