@@ -16,6 +16,12 @@ public enum MessageBody: Sendable {
 
 /// A body that is still being received, from the client or from an upstream.
 public struct StreamedBody: Sendable {
+    /// The same body, cut off with ``BodyTooLarge`` once more than `limit` bytes went by (a
+    /// limit of a route below the gateway's own).
+    public func limited(to limit: Int) -> StreamedBody {
+        StreamedBody(chunks: LimitedBody(ErasedChunks(base: chunks), limit: limit), length: length)
+    }
+
     public let chunks: any AsyncSequence<ByteBuffer, any Error> & Sendable
     /// The declared length, when known (Content-Length).
     public let length: Int?
@@ -93,4 +99,17 @@ public struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendab
 public struct BodyAlreadyRead: Error, CustomStringConvertible, Sendable {
     public init() {}
     public var description: String { "the body was streamed on already and cannot be read again" }
+}
+
+/// Any chunk sequence as one concrete type (so it can be wrapped by a generic one).
+struct ErasedChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let base: any AsyncSequence<ByteBuffer, any Error> & Sendable
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: any AsyncIteratorProtocol<ByteBuffer, any Error>
+        mutating func next() async throws -> ByteBuffer? { try await inner.next() }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: base.makeAsyncIterator()) }
 }

@@ -52,6 +52,9 @@ import Testing
         try await withShippedGateway { gateway, _, _, _ in
             let r = try await send(gateway.baseURL + "/v1/x", headers: [("Authorization", "Bearer \(Self.liveKey)")])
             #expect(r.upstreamHeaders["x-gatehouse-environment"] == "production")
+            // hideCredentials: the caller's key stops at the gateway.
+            #expect(r.upstreamHeaders["authorization"] == nil)
+            #expect(!r.body.contains(Self.liveKey))
             #expect(r.headers.first(name: "x-served-by") == "production")
             #expect(r.headers.first(name: "x-request-id")?.isEmpty == false)
         }

@@ -120,6 +120,34 @@ import Testing
         }
     }
 
+    /// `hideCredentials`: the accepted token goes no further than the gateway, from a header or
+    /// from a cookie (the other cookies kept); without it, it is forwarded.
+    @Test func hideCredentialsRemovesTheTokenBeforeTheUpstream() async throws {
+        let key = #"{ "alg": "HS256", "secret": "$env(JWT_SECRET)" }"#
+        let fixture = try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([
+                ("GET", "/hidden", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["hidden", "seen"] } }"#),
+                ("GET", "/shown", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["shown", "seen"] } }"#),
+            ]),
+            "config/policies.json": #"{ "policies": [ { "name": "hidden", "policyType": "jwt-inbound", "options": { "hideCredentials": true, "cookieName": "session", "keys": ["# + key + #"] } }, "#
+                + #"{ "name": "shown", "policyType": "jwt-inbound", "options": { "keys": ["# + key + #"] } }, "#
+                + #"{ "name": "seen", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/seen)" } } ] }"#,
+            "plugins/seen.lua": #"return function(request) return Response.json({ auth = request.headers:get("authorization") or "none", cookie = request.headers:get("cookie") or "none" }) end"# + "\n",
+        ])
+        defer { fixture.remove() }
+        try await withGateway(fixture, upstreams: [], environment: ["JWT_SECRET": Self.secret]) { gateway, _, _ in
+            let token = Self.tokens["HS256"]!
+            let header = try await call(gateway, "/hidden", token: token)
+            #expect(header.status == 200)
+            #expect(header.json["auth"] as? String == "none")
+            let cookie = try await send(gateway.baseURL + "/hidden", headers: [("Cookie", "theme=dark; session=\(token); lang=en")])
+            #expect(cookie.status == 200)
+            #expect(cookie.json["cookie"] as? String == "theme=dark; lang=en")
+            let shown = try await call(gateway, "/shown", token: token)
+            #expect(shown.json["auth"] as? String == "Bearer \(token)")
+        }
+    }
+
     @Test func aShortHMACSecretIsAConfigErrorNotACrash() async throws {
         let fixture = try ConfigFixture(files: [
             "config/routes.oas.json": ConfigFixture.routes([("GET", "/a", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["j"] } }"#)]),

@@ -239,10 +239,10 @@ struct ConfigLoader {
             config.export = try handler.member("export")?.string() ?? "default"
         case "api-key-inbound", "jwt-inbound":
             config.failOpen = false // authentication always fails closed
-        case "rate-limit-inbound":
+        case "rate-limit-inbound", "request-size-limit-inbound", "ip-restriction-inbound":
             break
         default:
-            throw typeNode.error("unknown policyType '\(type)' (known: custom-code-inbound, custom-code-outbound, api-key-inbound, jwt-inbound, rate-limit-inbound)")
+            throw typeNode.error("unknown policyType '\(type)' (known: custom-code-inbound, custom-code-outbound, api-key-inbound, jwt-inbound, rate-limit-inbound, request-size-limit-inbound, ip-restriction-inbound)")
         }
         return config
     }

@@ -82,6 +82,8 @@ extension Problem {
         public static let routeNotFound = "urn:gatehouse:problem:route-not-found"
         public static let methodNotAllowed = "urn:gatehouse:problem:method-not-allowed"
         public static let unauthorized = "urn:gatehouse:problem:unauthorized"
+        /// A policy refused the request for who or where it comes from (`ip-restriction-inbound`).
+        public static let forbidden = "urn:gatehouse:problem:forbidden"
         public static let policyError = "urn:gatehouse:problem:policy-error"
         public static let upstreamUnavailable = "urn:gatehouse:problem:upstream-unavailable"
         public static let upstreamTimeout = "urn:gatehouse:problem:upstream-timeout"

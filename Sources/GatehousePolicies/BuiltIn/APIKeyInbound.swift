@@ -18,18 +18,21 @@ public struct APIKeyInbound: Sendable {
     /// When true, requests without a key go on unauthenticated (`request.user` stays nil);
     /// a wrong key is still refused.
     let allowUnauthenticated: Bool
+    /// Remove the key's header once the key is accepted, so the upstream never sees it.
+    let hideCredentials: Bool
     private let buckets: [UInt64: [(digest: [UInt8], consumer: Int, expiresAt: Date?)]]
     private let users: [JSONValue]
 
-    public init(name: String, options: JSONValue, consumers: [ConsumerConfig]) throws(ConfigError) {
+    public init(name: String, options: JSONValue, consumers: [ConsumerConfig], location: ConfigError? = nil) throws(ConfigError) {
         self.name = name
         let headerName = options["headerName"]?.stringValue ?? "Authorization"
         guard let header = HTTPField.Name(headerName) else {
-            throw ConfigError(file: GatewayConfig.policiesFile, message: "policy '\(name)': options.headerName is not a valid header name")
+            throw optionError(location, policy: name, "options.headerName is not a valid header name")
         }
         self.header = header
         self.scheme = options["authScheme"]?.stringValue ?? (header == .authorization ? "Bearer" : "")
         self.allowUnauthenticated = options["allowUnauthenticatedRequests"]?.boolValue ?? false
+        self.hideCredentials = options["hideCredentials"]?.boolValue ?? false
         var buckets: [UInt64: [(digest: [UInt8], consumer: Int, expiresAt: Date?)]] = [:]
         var users: [JSONValue] = []
         for (i, consumer) in consumers.enumerated() {
@@ -58,6 +61,7 @@ public struct APIKeyInbound: Sendable {
         guard match >= 0 else { return unauthorized("The API key is not valid.") }
         if let expiresAt, expiresAt < Date() { return unauthorized("The API key has expired.") }
         state.setUser(users[match])
+        if hideCredentials { state.headers[header] = nil }
         return nil
     }
 

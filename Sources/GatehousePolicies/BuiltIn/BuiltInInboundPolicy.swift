@@ -9,3 +9,11 @@ public protocol BuiltInInboundPolicy: Sendable {
 }
 
 extension APIKeyInbound: BuiltInInboundPolicy {}
+
+/// The error for a bad option of built-in policy `policy`: at the policy's place in
+/// policies.json (file and line) when known.
+func optionError(_ location: ConfigError?, policy: String, _ message: String) -> ConfigError {
+    var error = location ?? ConfigError(file: GatewayConfig.policiesFile, message: "")
+    error.message = "policy '\(policy)': \(message)"
+    return error
+}

@@ -28,17 +28,15 @@ public final class JWTInbound: BuiltInInboundPolicy {
     let scheme: String
     let cookie: String?
     let allowUnauthenticated: Bool
+    /// Remove the token (its header, or its cookie) once it is accepted, so the upstream never sees it.
+    let hideCredentials: Bool
     let services: RuntimeServices
     let logger: Logger
 
     static let asymmetric: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 
     public init(name: String, options: JSONValue, services: RuntimeServices, logger: Logger, location: ConfigError) async throws(ConfigError) {
-        func fail(_ message: String) -> ConfigError {
-            var e = location
-            e.message = "policy '\(name)': \(message)"
-            return e
-        }
+        func fail(_ message: String) -> ConfigError { optionError(location, policy: name, message) }
         func strings(_ key: String) -> [String]? {
             switch options[key] {
             case .string(let s)?: return [s]
@@ -62,6 +60,7 @@ public final class JWTInbound: BuiltInInboundPolicy {
         self.scheme = options["authScheme"]?.stringValue ?? (header == .authorization ? "Bearer" : "")
         self.cookie = options["cookieName"]?.stringValue
         self.allowUnauthenticated = options["allowUnauthenticatedRequests"]?.boolValue ?? false
+        self.hideCredentials = options["hideCredentials"]?.boolValue ?? false
 
         var collections: [String: JWTKeyCollection] = [:]
         var algorithms: Set<String> = []
@@ -197,16 +196,37 @@ public final class JWTInbound: BuiltInInboundPolicy {
             }
         }
         state.setUser(.object(["sub": claims["sub"] ?? .null, "data": .object(claims)]))
+        if hideCredentials { removeToken(from: state) }
+        return nil
+    }
+
+    /// Removes the token the request carried (its header, or its cookie from `Cookie`, the
+    /// other cookies kept), for `hideCredentials`.
+    func removeToken(from state: RequestState) {
+        if let cookie, state.headers[values: .cookie].contains(where: { Self.cookieValue(cookie, in: $0) != nil }) {
+            let kept = state.headers[values: .cookie].flatMap { $0.split(separator: ";") }
+                .filter { $0.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces) != cookie }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            state.headers[.cookie] = kept.isEmpty ? nil : kept.joined(separator: "; ")
+            return
+        }
+        state.headers[header] = nil
+    }
+
+    static func cookieValue(_ name: String, in header: String) -> String? {
+        for pair in header.split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
+                return String(parts[1]).trimmingCharacters(in: .whitespaces)
+            }
+        }
         return nil
     }
 
     private func extractToken(_ state: RequestState) -> String? {
-        if let cookie, let header = state.headers[.cookie] {
-            for pair in header.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == cookie {
-                    return String(parts[1]).trimmingCharacters(in: .whitespaces)
-                }
+        if let cookie {
+            for header in state.headers[values: .cookie] {
+                if let value = Self.cookieValue(cookie, in: header) { return value }
             }
         }
         guard let value = state.headers[header] else { return nil }

@@ -22,7 +22,7 @@ public struct RateLimitInbound: Sendable {
     let tierPath: [String]?
     let defaultTier: String
     let headers: Bool
-    let trusted: [CIDR]
+    let client: ClientAddress
     let store: RateLimitStore
     let mode: Mode
     let logger: Logger
@@ -68,14 +68,12 @@ public struct RateLimitInbound: Sendable {
     /// `redis` is the store of `mode: "redis"` (nil when gatehouse.json configures none).
     public init(
         name: String, options: JSONValue, store: RateLimitStore, redis: RedisRateLimiter? = nil, services: RuntimeServices? = nil,
-        logger: Logger = Logger(label: "gatehouse")
+        logger: Logger = Logger(label: "gatehouse"), location: ConfigError? = nil
     ) throws(ConfigError) {
         self.name = name
         self.store = store
         self.logger = logger
-        func fail(_ message: String) -> ConfigError {
-            ConfigError(file: GatewayConfig.policiesFile, message: "policy '\(name)': \(message)")
-        }
+        func fail(_ message: String) -> ConfigError { optionError(location, policy: name, message) }
         switch options["rateLimitBy"]?.stringValue ?? "user" {
         case "user": by = .user
         case "ip": by = .ip
@@ -126,14 +124,7 @@ public struct RateLimitInbound: Sendable {
         self.defaultTier = defaultTier
         tierPath = options["tierFrom"]?.stringValue.map { $0.split(separator: ".").map(String.init) }
         headers = options["headers"]?.boolValue ?? true
-        var trusted: [CIDR] = []
-        if case .array(let list)? = options["trustedProxies"] {
-            for item in list {
-                guard let text = item.stringValue, let cidr = CIDR(text) else { throw fail("trustedProxies holds CIDRs such as 10.0.0.0/8 or ::1/128") }
-                trusted.append(cidr)
-            }
-        }
-        self.trusted = trusted
+        client = try ClientAddress(options: options, fail: fail)
     }
 
     /// Counts the request against its tenant's tier: nil to go on, or the 429 problem.
@@ -256,22 +247,9 @@ public struct RateLimitInbound: Sendable {
         return "ip:" + clientAddress(state)
     }
 
-    /// The client's address; behind a trusted proxy, the rightmost `X-Forwarded-For` entry that
-    /// is not itself a trusted proxy.
+    /// The client's address; behind a trusted proxy, the forwarded one (``ClientAddress``).
     func clientAddress(_ state: RequestState) -> String {
-        let peer = state.clientAddress.flatMap(CIDR.canonical) ?? state.clientAddress ?? "unknown"
-        guard !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }) else { return peer }
-        // Entries as proxies write them (`1.2.3.4:5678`, `[::1]`), canonical; walking from the
-        // nearest hop, the first that is not a trusted proxy is the client. An entry that is no
-        // address stops the walk: the last trusted hop is then the key.
-        let chain = state.headers[values: .xForwardedForName].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        var last = peer
-        for entry in chain.reversed() {
-            guard let address = CIDR.canonical(entry) else { return last }
-            if !trusted.contains(where: { $0.contains(address) }) { return address }
-            last = address
-        }
-        return last
+        client.resolve(state)
     }
 }
 

@@ -60,11 +60,15 @@ public final class Snapshot: Sendable {
             do {
                 switch policy.policyType {
                 case "api-key-inbound":
-                    builtIns[policy.name] = try APIKeyInbound(name: policy.name, options: policy.options, consumers: config.consumers)
+                    builtIns[policy.name] = try APIKeyInbound(name: policy.name, options: policy.options, consumers: config.consumers, location: policy.location)
                 case "rate-limit-inbound":
                     builtIns[policy.name] = try RateLimitInbound(
                         name: policy.name, options: policy.options, store: services.rateLimits, redis: redis.map(RedisRateLimiter.init),
-                        services: services, logger: logger)
+                        services: services, logger: logger, location: policy.location)
+                case "request-size-limit-inbound":
+                    builtIns[policy.name] = try RequestSizeLimitInbound(name: policy.name, options: policy.options, location: policy.location)
+                case "ip-restriction-inbound":
+                    builtIns[policy.name] = try IPRestrictionInbound(name: policy.name, options: policy.options, location: policy.location)
                 case "jwt-inbound":
                     builtIns[policy.name] = try await JWTInbound(
                         name: policy.name, options: policy.options, services: services, logger: logger, location: policy.location)
