@@ -60,6 +60,19 @@ struct GatewayResponder: Sendable {
         }
 
         let method = request.head.method
+        let origin = request.head.headerFields[.origin]
+        // A CORS preflight for a route with a CORS policy is the gateway's to answer: no
+        // policy or upstream sees it.
+        if method == .options, let origin, let asked = request.head.headerFields[.accessControlRequestMethod],
+           let askedMethod = HTTPRequest.Method(asked),
+           case .found(_, let route, _) = snapshot.routes.match(method: askedMethod, segments: segments), let cors = route.cors {
+            guard let fields = cors.preflight(origin: origin, method: asked, requestHeaders: request.head.headerFields[.accessControlRequestHeaders]) else {
+                return problem(Problem(
+                    status: .forbidden, type: Problem.Kind.forbidden,
+                    detail: "The CORS policy of this route does not allow this origin, method or these headers."))
+            }
+            return Self.stamped(ResponseState(status: .noContent, headers: fields, body: .empty), requestId: requestId, idHeader: idHeader)
+        }
         switch snapshot.routes.match(method: method, segments: segments) {
         case .notFound:
             return problem(Problem(status: .notFound, type: Problem.Kind.routeNotFound, detail: "No route matches \(method.rawValue) \(rawPath)."))
@@ -107,6 +120,8 @@ struct GatewayResponder: Sendable {
                 // Shutdown's grace period ran out while this request was in flight.
                 logger.warning("request cut short by shutdown", metadata: ["request-id": .string(requestId), "route": .string(state.route.label)])
             }
+            guard let cors = route.cors, let origin else { return Self.stamped(result, requestId: requestId, idHeader: idHeader) }
+            cors.apply(origin: origin, to: &result.headers)
             return Self.stamped(result, requestId: requestId, idHeader: idHeader)
         }
     }

@@ -139,24 +139,33 @@ struct RedisClientTests {
         let blocker = try client(server.url, commandTimeout: .seconds(10))
         defer { redis.shutdown(); blocker.shutdown() }
         #expect(try await redis.send(["PING"]) == .status("PONG"))
-        let sleeping = Task { try await blocker.send(["DEBUG", "SLEEP", "3"]) }
+        let woke = Flag()
+        let sleeping = Task {
+            _ = try await blocker.send(["DEBUG", "SLEEP", "5"])
+            woke.set()
+        }
         // Until the blocker's sleep has reached the server a PING is answered; from then on it
-        // must fail by the command timeout, long before the server wakes up.
-        var timedOutAfter: Duration?
-        for _ in 0..<100 where timedOutAfter == nil {
-            let started = ContinuousClock.now
+        // must fail by the command timeout while the server still sleeps (checked by the
+        // sleep's own reply not having come yet, not by a clock).
+        var timedOut = false
+        for _ in 0..<200 where !timedOut {
             do {
                 _ = try await redis.send(["PING"])
                 try await Task.sleep(for: .milliseconds(10))
             } catch {
                 #expect(error as? RedisError == .timedOut)
-                timedOutAfter = ContinuousClock.now - started
+                #expect(!woke.isSet, "failed by the command timeout, before Redis woke up")
+                timedOut = true
             }
         }
-        let elapsed = try #require(timedOutAfter)
-        #expect(elapsed < .milliseconds(2_000))
+        #expect(timedOut)
         _ = try await sleeping.value
-        #expect(try await redis.send(["PING"]) == .status("PONG"))
+        // After the backoff (50 ms) a new connection answers.
+        var answered = false
+        for _ in 0..<200 where !answered {
+            if (try? await redis.send(["PING"])) == .status("PONG") { answered = true } else { try await Task.sleep(for: .milliseconds(25)) }
+        }
+        #expect(answered)
     }
 
     @Test func redissVerifiesTheServerWithTheConfiguredCA() async throws {
@@ -193,4 +202,12 @@ struct RedisClientTests {
         #expect(throws: RedisURLError.self) { try RedisConfiguration(url: "redis://host/notadb") }
         #expect(throws: RedisURLError.self) { try RedisConfiguration(url: "redis://") }
     }
+}
+
+/// A flag set from one task and read from another.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

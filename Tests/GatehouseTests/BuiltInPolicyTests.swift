@@ -86,6 +86,12 @@ import Testing
         (#"{ "name": "p", "policyType": "api-key-inbound", "options": { "headerName": "bad header" } }"#, "not a valid header name"),
     ])
     func badOptionsAreCheckErrorsWithFileAndLine(policy: String, fragment: String) async throws {
+        try await Self.expectLoadError(policy: policy, fragment: fragment)
+    }
+
+    /// Loads policy `p` alone on line 3 of policies.json: the error must contain `fragment`
+    /// and point at that line.
+    static func expectLoadError(policy: String, fragment: String) async throws {
         let fixture = try ConfigFixture(files: [
             "config/routes.oas.json": ConfigFixture.routes([("GET", "/x", #"{ "handler": { "type": "static" }, "policies": { "inbound": ["p"] } }"#)]),
             "config/policies.json": "{ \"policies\": [\n\n  " + policy + "\n] }",
@@ -95,5 +101,91 @@ import Testing
             let text = "\(error)"
             return text.contains(fragment) && text.contains("policies.json:3")
         }
+    }
+}
+
+/// `set-headers-inbound` / `set-headers-outbound` and `require-user-inbound`.
+@Suite struct HeaderAndUserPolicyTests {
+    static func fixture() throws -> ConfigFixture {
+        let forward = #""handler": { "type": "url-forward", "options": { "baseUrl": "$env(UPSTREAM_MAIN)" } }"#
+        let hashes = RateLimitTierTests.keyHashes
+        return try ConfigFixture(files: [
+            "config/routes.oas.json": ConfigFixture.routes([
+                ("GET", "/h/{id}", "{ " + forward + #", "policies": { "inbound": ["auth", "shard", "headers-in"], "outbound": ["headers-out"] } }"#),
+                ("GET", "/pro", "{ " + forward + #", "policies": { "inbound": ["auth", "paid-only"] } }"#),
+            ]),
+            "config/policies.json": #"""
+            { "policies": [
+              { "name": "auth", "policyType": "api-key-inbound", "options": { "allowUnauthenticatedRequests": true, "hideCredentials": true } },
+              { "name": "shard", "policyType": "custom-code-inbound", "handler": { "module": "$import(./plugins/shard)" } },
+              { "name": "headers-in", "policyType": "set-headers-inbound", "options": {
+                  "set": { "X-Consumer": "${user.sub}", "X-Tier": "tier=${user.data.tier}", "X-Region": "${env.REGION}", "X-Shard": "${context.custom.shard}",
+                           "X-Item": "${params.id}", "X-Note": "${query.note}", "X-Missing": "${headers.x-not-sent}", "X-Static": "$env(STATIC)" },
+                  "append": { "Via": "1.1 gatehouse" },
+                  "remove": ["X-Debug"] } },
+              { "name": "headers-out", "policyType": "set-headers-outbound", "options": {
+                  "set": { "Cache-Control": "no-store", "X-Served-For": "${user.sub}" }, "remove": ["Content-Language"] } },
+              { "name": "paid-only", "policyType": "require-user-inbound", "options": { "match": { "data.tier": ["pro", "enterprise"] } } }
+            ] }
+            """#,
+            "config/consumers.json": #"{ "consumers": [ { "sub": "pro-co", "keys": [ { "sha256": ""# + hashes["pro"]! + #"" } ], "metadata": { "tier": "pro" } }, "#
+                + #"{ "sub": "free-co", "keys": [ { "sha256": ""# + hashes["free"]! + #"" } ], "metadata": { "tier": "free" } } ] }"#,
+            "plugins/shard.lua": "return function(request, context) context.custom.shard = 's7\\r\\nX-Evil: 1'; return request end\n",
+        ])
+    }
+
+    @Test func headersAreSetAppendedAndRemovedWithReferences() async throws {
+        let fixture = try Self.fixture()
+        defer { fixture.remove() }
+        try await withGateway(fixture, environment: ["REGION": "eu-west", "STATIC": "from-env"]) { gateway, _, _ in
+            let r = try await send(gateway.baseURL + "/h/42?note=hello%20world", headers: [("Authorization", "Bearer sk_tier_pro"), ("X-Debug", "1"), ("Via", "1.1 edge")])
+            #expect(r.status == 200)
+            let seen = r.upstreamHeaders
+            #expect(seen["x-consumer"] == "pro-co")
+            #expect(seen["x-tier"] == "tier=pro")
+            #expect(seen["x-region"] == "eu-west")
+            #expect(seen["x-shard"] == "s7  X-Evil: 1", "CR LF from a reference became spaces")
+            #expect(seen["x-item"] == "42")
+            #expect(seen["x-static"] == "from-env")
+            #expect(seen["x-note"] == "hello world")
+            #expect(seen["x-evil"] == nil, "no header was smuggled in")
+            #expect(seen["x-missing"] == nil, "a value whose references are all empty is not set")
+            #expect(seen["x-debug"] == nil)
+            #expect(seen["via"]?.contains("1.1 edge") == true && seen["via"]?.contains("1.1 gatehouse") == true)
+            #expect(r.headers.first(name: "cache-control") == "no-store")
+            #expect(r.headers.first(name: "x-served-for") == "pro-co")
+            // Anonymous: the user references are empty, so those headers are not set.
+            let anonymous = try await send(gateway.baseURL + "/h/1")
+            #expect(anonymous.upstreamHeaders["x-consumer"] == nil)
+            #expect(anonymous.upstreamHeaders["x-tier"] == nil)
+            #expect(anonymous.headers.first(name: "x-served-for") == nil)
+        }
+    }
+
+    @Test func requireUserLetsOnlyMatchingConsumersThrough() async throws {
+        let fixture = try Self.fixture()
+        defer { fixture.remove() }
+        try await withGateway(fixture, environment: ["REGION": "x", "STATIC": "y"]) { gateway, upstreams, _ in
+            #expect(try await send(gateway.baseURL + "/pro", headers: [("Authorization", "Bearer sk_tier_pro")]).status == 200)
+            let free = try await send(gateway.baseURL + "/pro", headers: [("Authorization", "Bearer sk_tier_free")])
+            #expect(free.status == 403)
+            #expect(free.json["type"] as? String == "urn:gatehouse:problem:forbidden")
+            #expect(free.json["detail"] as? String == "This consumer may not use this route.", "does not say which values would have matched")
+            let anonymous = try await send(gateway.baseURL + "/pro")
+            #expect(anonymous.status == 401)
+            #expect(upstreams["main"]!.requestCount == 1)
+        }
+    }
+
+    @Test(arguments: [
+        (#"{ "name": "p", "policyType": "set-headers-inbound", "options": {} }"#, "needs set, append or remove"),
+        (#"{ "name": "p", "policyType": "set-headers-inbound", "options": { "set": { "X-A": "${nope.x}" } } }"#, "unknown reference ${nope.x}"),
+        (#"{ "name": "p", "policyType": "set-headers-inbound", "options": { "set": { "bad header": "v" } } }"#, "not a valid header name"),
+        (#"{ "name": "p", "policyType": "set-headers-inbound", "options": { "sets": {} } }"#, "unknown option 'sets'"),
+        (#"{ "name": "p", "policyType": "require-user-inbound", "options": { "match": {} } }"#, "options.match is required"),
+        (#"{ "name": "p", "policyType": "require-user-inbound", "options": { "match": { "data..tier": "x" } } }"#, "not a dotted path"),
+    ])
+    func badOptionsAreLoadErrorsWithTheLine(policy: String, fragment: String) async throws {
+        try await BuiltInPolicyTests.expectLoadError(policy: policy, fragment: fragment)
     }
 }

@@ -37,6 +37,8 @@ struct ConfigLoader {
     let environment: ConfigEnvironment
     var errors: [ConfigError] = []
     var warnings: [ConfigError] = []
+    /// `corsPolicies` of policies.json, read with the policies (routes refer to them).
+    var cors: [String: CORSPolicyConfig] = [:]
 
     init(directory: String, environment: ConfigEnvironment) {
         self.directory = directory
@@ -190,6 +192,7 @@ struct ConfigLoader {
     private mutating func loadPolicies(required: Bool) -> [String: PolicyConfig] {
         var out: [String: PolicyConfig] = [:]
         guard let root = document(GatewayConfig.policiesFile, required: required) else { return out }
+        if let cors = record(Result { () throws(ConfigError) in try corsPolicies(root) }) { self.cors = cors }
         guard let list = record(Result { () throws(ConfigError) in try root.requiredMember("policies").elements() }) else { return out }
         for node in list {
             guard let policy = record(Result { () throws(ConfigError) in try policy(node) }) else { continue }
@@ -239,10 +242,10 @@ struct ConfigLoader {
             config.export = try handler.member("export")?.string() ?? "default"
         case "api-key-inbound", "jwt-inbound":
             config.failOpen = false // authentication always fails closed
-        case "rate-limit-inbound", "request-size-limit-inbound", "ip-restriction-inbound":
+        case "rate-limit-inbound", "request-size-limit-inbound", "ip-restriction-inbound", "set-headers-inbound", "set-headers-outbound", "require-user-inbound":
             break
         default:
-            throw typeNode.error("unknown policyType '\(type)' (known: custom-code-inbound, custom-code-outbound, api-key-inbound, jwt-inbound, rate-limit-inbound, request-size-limit-inbound, ip-restriction-inbound)")
+            throw typeNode.error("unknown policyType '\(type)' (known: custom-code-inbound, custom-code-outbound, api-key-inbound, jwt-inbound, rate-limit-inbound, request-size-limit-inbound, ip-restriction-inbound, set-headers-inbound, set-headers-outbound, require-user-inbound)")
         }
         return config
     }
@@ -288,9 +291,22 @@ struct ConfigLoader {
                 }
             }
         }
-        return RouteConfig(
+        var route = RouteConfig(
             template: template, method: method, operationId: try operation.member("operationId")?.string(),
             handler: handler, inbound: inbound, outbound: outbound, location: operation.error(""))
+        if let corsNode = try ext.member("corsPolicy") {
+            let name = try corsNode.string()
+            switch name {
+            case "none": break
+            case "anything-goes": route.cors = .anythingGoes
+            default:
+                guard let policy = cors[name] else {
+                    throw corsNode.error("unknown CORS policy '\(name)' (corsPolicies of policies.json: \(cors.keys.sorted().joined(separator: ", ")); built in: anything-goes, none)")
+                }
+                route.cors = policy
+            }
+        }
+        return route
     }
 
     private func checked(_ list: ConfigNode, direction: String, policies: [String: PolicyConfig]) throws(ConfigError) -> [String] {

@@ -10,6 +10,8 @@ public struct RouteConfig: Sendable {
     public var outbound: [String]
     /// Where the route is declared, for messages.
     public var location: ConfigError
+    /// The route's CORS policy (`x-gatehouse-route.corsPolicy`), if any.
+    public var cors: CORSPolicyConfig?
 
     public init(template: RouteTemplate, method: HTTPRequest.Method, operationId: String?, handler: HandlerConfig,
                 inbound: [String], outbound: [String], location: ConfigError) {
@@ -106,6 +108,14 @@ public struct RewritePattern: Sendable, Equatable {
     }
 
     private static func part(for reference: String) throws(TemplateError) -> Part {
+        guard let part = requestPart(reference) else {
+            throw TemplateError("unknown reference ${\(reference)} in rewritePattern (use context.custom.*, params.*, query.*, headers.*, env.*, request.method or request.path)")
+        }
+        return part
+    }
+
+    /// The request references every `${…}` template of the config shares (nil: not one).
+    static func requestPart(_ reference: String) -> Part? {
         func suffix(_ prefix: String) -> String? {
             guard reference.hasPrefix(prefix) else { return nil }
             let name = String(reference.dropFirst(prefix.count))
@@ -118,6 +128,6 @@ public struct RewritePattern: Sendable, Equatable {
         if let n = suffix("query.") { return .query(n) }
         if let n = suffix("headers.") { return .header(n) }
         if let n = suffix("env.") { return .env(n) }
-        throw TemplateError("unknown reference ${\(reference)} in rewritePattern (use context.custom.*, params.*, query.*, headers.*, env.*, request.method or request.path)")
+        return nil
     }
 }

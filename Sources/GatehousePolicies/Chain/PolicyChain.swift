@@ -19,6 +19,11 @@ extension Snapshot {
                 if let problem = await policy.authenticate(state) {
                     return .respond(.problem(problem, path: state.path, requestId: state.requestId))
                 }
+            case .setHeaders(let policy):
+                state.currentPolicy = policy.name
+                var fields = state.headers
+                await policy.apply(to: &fields, state: state, runtime: runtime)
+                state.headers = fields
             case .keyedRateLimit(let policy):
                 state.currentPolicy = policy.name
                 let selection: JSONValue
@@ -56,7 +61,14 @@ extension Snapshot {
     /// Outbound policies, in order; each may replace the response.
     public func runOutbound(route: Int, response: ResponseState, state: RequestState, runtime: PolicyRuntime) async -> ResponseState {
         var current = response
-        for case .lua(let name, let failOpen) in outbound[route] {
+        for step in outbound[route] {
+            guard case .lua(let name, let failOpen) = step else {
+                if case .setHeaders(let policy) = step {
+                    state.currentPolicy = policy.name
+                    await policy.apply(to: &current.headers, state: state, runtime: runtime)
+                }
+                continue
+            }
             switch await runtime.runOutbound(policy: name, response: current, state: state) {
             case .respond(let next): current = next
             case .proceed, .value: continue

@@ -24,10 +24,14 @@ public final class Snapshot: Sendable {
         case builtIn(any BuiltInInboundPolicy)
         /// A rate limit whose tenant a Lua key function picks.
         case keyedRateLimit(RateLimitInbound)
+        /// `set-headers-inbound`.
+        case setHeaders(SetHeadersPolicy)
     }
 
     enum OutboundStep: Sendable {
         case lua(name: String, failOpen: Bool)
+        /// `set-headers-outbound`.
+        case setHeaders(SetHeadersPolicy)
     }
 
     /// Loads config and plugins and creates a runtime on every loop; throws every problem found.
@@ -56,6 +60,7 @@ public final class Snapshot: Sendable {
             throw SnapshotError(lines: [error.description])
         }
         var builtIns: [String: any BuiltInInboundPolicy] = [:]
+        var headerPolicies: [String: SetHeadersPolicy] = [:]
         for policy in config.policies.values.sorted(by: { $0.name < $1.name }) {
             do {
                 switch policy.policyType {
@@ -65,8 +70,12 @@ public final class Snapshot: Sendable {
                     builtIns[policy.name] = try RateLimitInbound(
                         name: policy.name, options: policy.options, store: services.rateLimits, redis: redis.map(RedisRateLimiter.init),
                         services: services, logger: logger, location: policy.location)
+                case "set-headers-inbound", "set-headers-outbound":
+                    headerPolicies[policy.name] = try SetHeadersPolicy(name: policy.name, options: policy.options, location: policy.location)
                 case "request-size-limit-inbound":
                     builtIns[policy.name] = try RequestSizeLimitInbound(name: policy.name, options: policy.options, location: policy.location)
+                case "require-user-inbound":
+                    builtIns[policy.name] = try RequireUserInbound(name: policy.name, options: policy.options, location: policy.location)
                 case "ip-restriction-inbound":
                     builtIns[policy.name] = try IPRestrictionInbound(name: policy.name, options: policy.options, location: policy.location)
                 case "jwt-inbound":
@@ -81,13 +90,17 @@ public final class Snapshot: Sendable {
         }
         let inbound: [[InboundStep]] = config.routes.map { route in
             route.inbound.map { name in
+                if let headers = headerPolicies[name] { return .setHeaders(headers) }
                 if let limit = builtIns[name] as? RateLimitInbound, limit.usesKeyFunction { return .keyedRateLimit(limit) }
                 if let builtIn = builtIns[name] { return .builtIn(builtIn) }
                 return .lua(name: name, failOpen: config.policies[name]?.failOpen ?? false)
             }
         }
         let outbound: [[OutboundStep]] = config.routes.map { route in
-            route.outbound.map { .lua(name: $0, failOpen: config.policies[$0]?.failOpen ?? false) }
+            route.outbound.map { name in
+                if let headers = headerPolicies[name] { return .setHeaders(headers) }
+                return .lua(name: name, failOpen: config.policies[name]?.failOpen ?? false)
+            }
         }
         var runtimes: [ObjectIdentifier: PolicyRuntime] = [:]
         for loop in loops {
