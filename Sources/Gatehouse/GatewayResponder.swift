@@ -88,9 +88,11 @@ struct GatewayResponder: Sendable {
             let length = headers[.contentLength].flatMap { Int($0) }
             let limit = settings.maxRequestBodyBytes
             if let length, length > limit {
-                return problem(Problem(
+                let refusal = problem(Problem(
                     status: .contentTooLarge, type: Problem.Kind.payloadTooLarge,
                     detail: "The request body exceeds the limit of \(limit) bytes."))
+                route.cors?.apply(origin: origin, to: &refusal.headers)
+                return refusal
             }
             let body: MessageBody
             switch request.body {
@@ -120,8 +122,7 @@ struct GatewayResponder: Sendable {
                 // Shutdown's grace period ran out while this request was in flight.
                 logger.warning("request cut short by shutdown", metadata: ["request-id": .string(requestId), "route": .string(state.route.label)])
             }
-            guard let cors = route.cors, let origin else { return Self.stamped(result, requestId: requestId, idHeader: idHeader) }
-            cors.apply(origin: origin, to: &result.headers)
+            route.cors?.apply(origin: origin, to: &result.headers)
             return Self.stamped(result, requestId: requestId, idHeader: idHeader)
         }
     }

@@ -64,13 +64,17 @@ import Testing
             #expect(!outsider.body.contains("198.51.100.7"), "the address is not echoed")
             // A client cannot prepend its way in: the rightmost untrusted entry counts.
             #expect(try await status("/office", from: "10.0.0.1, 198.51.100.7") == 403)
-            // No forwarded address: the peer (127.0.0.1), not in the allow list.
+            // No forwarded address, or one that is no address: only the proxy is known, which an
+            // allow list does not let through.
             #expect(try await status("/office", from: nil) == 403)
+            #expect(try await status("/office", from: "junk") == 403)
+            #expect(try await status("/office", from: "unknown, 10.0.0.7") == 200, "the rightmost untrusted entry is an address")
 
             #expect(try await status("/public", from: "198.51.100.7") == 200)
             #expect(try await status("/public", from: "203.0.113.9") == 403)
             #expect(try await status("/public", from: "[2001:db8::1]:443") == 403)
             #expect(try await status("/public", from: nil) == 200)
+            #expect(try await status("/public", from: "junk") == 200, "a deny list judges what is known (the proxy)")
             // Without trustedProxies the header is ignored: the peer 127.0.0.1 is judged.
             #expect(try await status("/peer", from: "192.0.2.10") == 403)
         }
@@ -84,6 +88,10 @@ import Testing
         (#"{ "name": "p", "policyType": "ip-restriction-inbound", "options": { "deny": "10.0.0.0/8" } }"#, "is a list of CIDRs"),
         (#"{ "name": "p", "policyType": "rate-limit-inbound", "options": { "tiers": {} } }"#, "options.tiers is required"),
         (#"{ "name": "p", "policyType": "api-key-inbound", "options": { "headerName": "bad header" } }"#, "not a valid header name"),
+        (#"{ "name": "p", "policyType": "api-key-inbound", "options": { "hideCredential": true } }"#, "unknown option 'hideCredential'"),
+        (#"{ "name": "p", "policyType": "api-key-inbound", "options": { "hideCredentials": "true" } }"#, "hideCredentials must be true or false"),
+        (#"{ "name": "p", "policyType": "jwt-inbound", "options": { "keys": [], "hidecredentials": true } }"#, "unknown option 'hidecredentials'"),
+        (#"{ "name": "p", "policyType": "ip-restriction-inbound", "options": { "allow": ["10.0.0.0/8"], "trusted": [] } }"#, "unknown option 'trusted'"),
     ])
     func badOptionsAreCheckErrorsWithFileAndLine(policy: String, fragment: String) async throws {
         try await Self.expectLoadError(policy: policy, fragment: fragment)
@@ -154,8 +162,10 @@ import Testing
             #expect(seen["via"]?.contains("1.1 edge") == true && seen["via"]?.contains("1.1 gatehouse") == true)
             #expect(r.headers.first(name: "cache-control") == "no-store")
             #expect(r.headers.first(name: "x-served-for") == "pro-co")
-            // Anonymous: the user references are empty, so those headers are not set.
-            let anonymous = try await send(gateway.baseURL + "/h/1")
+            // Anonymous: the user references are empty, so those headers are removed, even when
+            // the client sent them itself.
+            let anonymous = try await send(gateway.baseURL + "/h/1", headers: [("X-Consumer", "victim"), ("X-Tier", "tier=enterprise")])
+            #expect(anonymous.status == 200)
             #expect(anonymous.upstreamHeaders["x-consumer"] == nil)
             #expect(anonymous.upstreamHeaders["x-tier"] == nil)
             #expect(anonymous.headers.first(name: "x-served-for") == nil)

@@ -80,10 +80,15 @@ import Testing
             let other = try await send(gateway.baseURL + "/api/items", headers: [("Origin", "https://evil.com"), ("Authorization", "Bearer sk_tier_pro")])
             #expect(other.status == 200)
             #expect(other.headers.first(name: "access-control-allow-origin") == nil)
-            // A public policy without credentials answers *.
+            // Without an Origin: no allow headers, but Vary: Origin for caches.
+            let noOrigin = try await send(gateway.baseURL + "/api/items", headers: [("Authorization", "Bearer sk_tier_pro")])
+            #expect(noOrigin.headers.first(name: "access-control-allow-origin") == nil)
+            #expect(noOrigin.headers["vary"].joined(separator: ",").contains("Origin"))
+            // A public policy without credentials answers *, but not to `null`.
             let open = try await send(gateway.baseURL + "/public", headers: [("Origin", "https://anyone.test")])
             #expect(open.headers.first(name: "access-control-allow-origin") == "*")
             #expect(open.headers.first(name: "access-control-allow-credentials") == nil)
+            #expect(try await send(gateway.baseURL + "/public", headers: [("Origin", "null")]).headers.first(name: "access-control-allow-origin") == nil)
             // anything-goes reflects whatever is asked.
             let dev = try await preflight(gateway, "/open", origin: "http://localhost:3000", method: "GET", headers: "x-anything")
             #expect(dev.status == 204)
@@ -99,6 +104,7 @@ import Testing
         (#""corsPolicy": "c""#, #"{ "corsPolicies": [ { "name": "c" } ], "policies": [] }"#, "needs allowedOrigins"),
         (#""corsPolicy": "c""#, #"{ "corsPolicies": [ { "name": "c", "allowedOrigins": ["*"], "allowedMethods": ["G ET"] } ], "policies": [] }"#, "not an HTTP method"),
         (#""corsPolicy": "c""#, #"{ "corsPolicies": [ { "name": "c", "allowedOrigins": ["*"], "credentials": true } ], "policies": [] }"#, "unknown CORS option 'credentials'"),
+        (#""corsPolicy": "c""#, #"{ "corsPolicies": [ { "name": "c", "allowedOrigins": ["*"], "allowCredentials": true } ], "policies": [] }"#, "would let every site read"),
     ])
     func badCORSConfigurationIsALoadError(route: String, policies: String, fragment: String) async throws {
         let fixture = try ConfigFixture(files: [

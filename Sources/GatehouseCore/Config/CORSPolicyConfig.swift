@@ -6,7 +6,8 @@ import HTTPTypes
 public struct CORSPolicyConfig: Sendable, Equatable {
     public var name: String
     /// Exact origins (`https://app.example.com`), wildcard subdomains
-    /// (`https://*.example.com`: one or more labels, not the bare domain), or `*`.
+    /// (`https://*.example.com`: one or more labels, not the bare domain), or `*` (any origin
+    /// but `null`, which only an explicit `"null"` allows; never with credentials).
     public var allowedOrigins: [String]
     /// Upper-case methods, or `*` (any).
     public var allowedMethods: [String]
@@ -79,6 +80,9 @@ extension ConfigLoader {
                 }
             }
             guard !policy.allowedOrigins.isEmpty else { throw node.error("CORS policy '\(name)' needs allowedOrigins") }
+            if policy.allowCredentials && policy.allowedOrigins.contains("*") {
+                throw node.error("CORS policy '\(name)': allowedOrigins * with allowCredentials would let every site read answers made with its visitors' credentials; list the origins (anything-goes does this for development only)")
+            }
             out[name] = policy
         }
         return out

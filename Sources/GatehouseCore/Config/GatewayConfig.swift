@@ -55,6 +55,11 @@ struct ConfigLoader {
         let routes = standalone ? Self.tableRoutes(location: ConfigError(file: directory + "/" + GatewayConfig.upstreamsFile, message: ""))
             : loadRoutes(policies: policies, upstreams: upstreams)
         let consumers = loadConsumers()
+        for route in routes where route.cors == .anythingGoes {
+            var w = route.location
+            w.message = "\(route.method.rawValue) \(route.template.text) uses the CORS policy anything-goes: every site may call it with its visitors' credentials (for development only)"
+            warnings.append(w)
+        }
         if errors.isEmpty {
             let used = Set(routes.flatMap { $0.inbound + $0.outbound })
             for p in policies.values.sorted(by: { $0.name < $1.name }) where !used.contains(p.name) {

@@ -10,7 +10,8 @@ extension CORSPolicyConfig {
     public func allows(origin: String) -> Bool {
         let origin = origin.lowercased()
         for pattern in allowedOrigins {
-            if pattern == "*" || pattern.lowercased() == origin { return true }
+            // `null` (sandboxed frames, file: pages) only when listed as such.
+            if pattern.lowercased() == origin || (pattern == "*" && origin != "null") { return true }
             if let wildcard = pattern.lowercased().range(of: "://*.") {
                 // https://*.example.com: same scheme, one or more labels before .example.com.
                 let scheme = pattern.lowercased()[..<wildcard.lowerBound]
@@ -59,17 +60,19 @@ extension CORSPolicyConfig {
         return fields
     }
 
-    /// Sets the CORS fields of an actual (non-preflight) answer to `origin` in `headers`,
-    /// replacing any the upstream sent; an origin the policy does not allow gets none.
-    public func apply(origin: String, to headers: inout HTTPFields) {
+    /// Sets the CORS fields of an actual (non-preflight) answer in `headers`: any the upstream
+    /// sent are replaced, whether or not the request had an `Origin`, and `Vary: Origin` is
+    /// added whenever the answer depends on it, so a cache never hands one origin's answer to
+    /// another. An origin the policy does not allow (or none) gets no allow headers.
+    public func apply(origin: String?, to headers: inout HTTPFields) {
         for name in [HTTPField.Name.accessControlAllowOrigin, .accessControlAllowCredentials, .accessControlExposeHeaders] { headers[name] = nil }
-        guard allows(origin: origin) else { return }
-        let fields = originFields(origin)
-        for field in fields where field.name != .vary { headers.append(field) }
-        if fields[.vary] != nil {
+        let public_ = allowedOrigins.contains("*") && !allowCredentials
+        if !public_ {
             let vary = headers[values: .vary].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
             if !vary.contains(where: { $0.lowercased() == "origin" || $0 == "*" }) { headers.append(HTTPField(name: .vary, value: "Origin")) }
         }
+        guard let origin, allows(origin: origin) else { return }
+        for field in originFields(origin) where field.name != .vary { headers.append(field) }
         if !exposeHeaders.isEmpty { headers[.accessControlExposeHeaders] = exposeHeaders.joined(separator: ", ") }
     }
 }

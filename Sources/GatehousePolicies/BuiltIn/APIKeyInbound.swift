@@ -25,6 +25,8 @@ public struct APIKeyInbound: Sendable {
 
     public init(name: String, options: JSONValue, consumers: [ConsumerConfig], location: ConfigError? = nil) throws(ConfigError) {
         self.name = name
+        try checkOptions(options, known: ["headerName", "authScheme", "allowUnauthenticatedRequests", "hideCredentials"],
+                         booleans: ["allowUnauthenticatedRequests", "hideCredentials"], location: location, policy: name)
         let headerName = options["headerName"]?.stringValue ?? "Authorization"
         guard let header = HTTPField.Name(headerName) else {
             throw optionError(location, policy: name, "options.headerName is not a valid header name")

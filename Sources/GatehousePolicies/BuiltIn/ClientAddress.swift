@@ -23,18 +23,30 @@ struct ClientAddress: Sendable {
 
     /// The client's address (canonical text).
     func resolve(_ state: RequestState) -> String {
+        locate(state).address
+    }
+
+    /// The client's address when it is known, nil when a trusted proxy sent no usable
+    /// `X-Forwarded-For` (none, or an entry that is no address before an untrusted one): the
+    /// proxy itself is then all that is known, which an allow list must not let through.
+    func verified(_ state: RequestState) -> String? {
+        let located = locate(state)
+        return located.certain ? located.address : nil
+    }
+
+    private func locate(_ state: RequestState) -> (address: String, certain: Bool) {
         let peer = state.clientAddress.flatMap(CIDR.canonical) ?? state.clientAddress ?? "unknown"
-        guard !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }) else { return peer }
+        guard !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }) else { return (peer, true) }
         // Entries as proxies write them (`1.2.3.4:5678`, `[::1]`), canonical; walking from the
         // nearest hop, the first that is not a trusted proxy is the client. An entry that is no
-        // address stops the walk: the last trusted hop is then the client.
+        // address stops the walk: the last trusted hop is then the client (not certain).
         let chain = state.headers[values: .xForwardedForName].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
         var last = peer
         for entry in chain.reversed() {
-            guard let address = CIDR.canonical(entry) else { return last }
-            if !trusted.contains(where: { $0.contains(address) }) { return address }
+            guard let address = CIDR.canonical(entry) else { return (last, false) }
+            if !trusted.contains(where: { $0.contains(address) }) { return (address, true) }
             last = address
         }
-        return last
+        return (last, false)
     }
 }

@@ -16,6 +16,7 @@ public struct IPRestrictionInbound: BuiltInInboundPolicy {
     public init(name: String, options: JSONValue, location: ConfigError? = nil) throws(ConfigError) {
         self.name = name
         func fail(_ message: String) -> ConfigError { optionError(location, policy: name, message) }
+        try checkOptions(options, known: ["allow", "deny", "trustedProxies"], location: location, policy: name)
         func list(_ key: String) throws(ConfigError) -> [CIDR] {
             guard let value = options[key] else { return [] }
             guard case .array(let items) = value else { throw fail("options.\(key) is a list of CIDRs such as 10.0.0.0/8 or 2001:db8::/32") }
@@ -35,8 +36,12 @@ public struct IPRestrictionInbound: BuiltInInboundPolicy {
     }
 
     public func authenticate(_ state: RequestState) async -> Problem? {
-        let address = client.resolve(state)
-        let refused = deny.contains { $0.contains(address) } || (!allow.isEmpty && !allow.contains { $0.contains(address) })
+        // With an allow list, a client behind a trusted proxy that did not say who it is stays
+        // out; a deny list judges whatever address is known.
+        let address = allow.isEmpty ? client.resolve(state) : client.verified(state)
+        let refused = address.map { address in
+            deny.contains { $0.contains(address) } || (!allow.isEmpty && !allow.contains { $0.contains(address) })
+        } ?? true
         guard refused else { return nil }
         return Problem(status: .forbidden, type: Problem.Kind.forbidden, detail: "Requests from this address are not allowed.")
     }

@@ -37,6 +37,10 @@ public final class JWTInbound: BuiltInInboundPolicy {
 
     public init(name: String, options: JSONValue, services: RuntimeServices, logger: Logger, location: ConfigError) async throws(ConfigError) {
         func fail(_ message: String) -> ConfigError { optionError(location, policy: name, message) }
+        try checkOptions(options, known: [
+            "keys", "jwksUrl", "jwksCacheSeconds", "jwksRefreshIntervalSeconds", "algorithms", "issuer", "audience", "clockSkewSeconds",
+            "requireExpiration", "headerName", "authScheme", "cookieName", "allowUnauthenticatedRequests", "hideCredentials",
+        ], booleans: ["requireExpiration", "allowUnauthenticatedRequests", "hideCredentials"], location: location, policy: name)
         func strings(_ key: String) -> [String]? {
             switch options[key] {
             case .string(let s)?: return [s]
@@ -200,17 +204,15 @@ public final class JWTInbound: BuiltInInboundPolicy {
         return nil
     }
 
-    /// Removes the token the request carried (its header, or its cookie from `Cookie`, the
-    /// other cookies kept), for `hideCredentials`.
+    /// Removes the token the request carried, wherever it was: the header, and the cookie from
+    /// `Cookie` (the other cookies kept, in one field as RFC 6265 wants), for `hideCredentials`.
     func removeToken(from state: RequestState) {
-        if let cookie, state.headers[values: .cookie].contains(where: { Self.cookieValue(cookie, in: $0) != nil }) {
-            let kept = state.headers[values: .cookie].flatMap { $0.split(separator: ";") }
-                .filter { $0.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces) != cookie }
-                .map { $0.trimmingCharacters(in: .whitespaces) }
-            state.headers[.cookie] = kept.isEmpty ? nil : kept.joined(separator: "; ")
-            return
-        }
         state.headers[header] = nil
+        guard let cookie else { return }
+        let pairs = state.headers[values: .cookie].flatMap { $0.split(separator: ";") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        let kept = pairs.filter { !$0.isEmpty && $0.split(separator: "=", maxSplits: 1).first.map(String.init) != cookie }
+        guard kept.count != pairs.count else { return }
+        state.headers[values: .cookie] = kept.isEmpty ? [] : [kept.joined(separator: "; ")]
     }
 
     static func cookieValue(_ name: String, in header: String) -> String? {

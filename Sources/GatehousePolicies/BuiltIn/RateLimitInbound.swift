@@ -74,6 +74,9 @@ public struct RateLimitInbound: Sendable {
         self.store = store
         self.logger = logger
         func fail(_ message: String) -> ConfigError { optionError(location, policy: name, message) }
+        try checkOptions(options, known: [
+            "rateLimitBy", "headerName", "identifier", "trustedProxies", "tiers", "tierFrom", "defaultTier", "mode", "onStoreFailure", "headers",
+        ], booleans: ["headers"], location: location, policy: name)
         switch options["rateLimitBy"]?.stringValue ?? "user" {
         case "user": by = .user
         case "ip": by = .ip

@@ -13,6 +13,7 @@ public struct RequestSizeLimitInbound: BuiltInInboundPolicy {
 
     public init(name: String, options: JSONValue, location: ConfigError? = nil) throws(ConfigError) {
         self.name = name
+        try checkOptions(options, known: ["maxSizeInBytes"], location: location, policy: name)
         guard case .int(let limit)? = options["maxSizeInBytes"], limit > 0 else {
             throw optionError(location, policy: name, "options.maxSizeInBytes must be a whole number of bytes greater than 0")
         }

@@ -15,6 +15,7 @@ public struct RequireUserInbound: BuiltInInboundPolicy {
     public init(name: String, options: JSONValue, location: ConfigError? = nil) throws(ConfigError) {
         self.name = name
         func fail(_ message: String) -> ConfigError { optionError(location, policy: name, message) }
+        try checkOptions(options, known: ["match"], location: location, policy: name)
         guard case .object(let match)? = options["match"], !match.isEmpty else {
             throw fail("options.match is required: { \"data.tier\": [\"pro\", \"enterprise\"] }")
         }

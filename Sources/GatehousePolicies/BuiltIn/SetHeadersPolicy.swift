@@ -7,7 +7,8 @@ public import HTTPTypes
 ///
 /// Options: `set` and `append` (objects: header name → value template), `remove` (a list of
 /// header names). A value whose references all came out empty (a header the request did not
-/// have, a `context.custom` value no policy set) is not set or appended.
+/// have, a `context.custom` value no policy set) is not appended, and for `set` the header is
+/// removed, so a client can never supply a value the gateway meant to set.
 public struct SetHeadersPolicy: Sendable {
     public let name: String
     let remove: [HTTPField.Name]
@@ -87,7 +88,9 @@ public struct SetHeadersPolicy: Sendable {
         }
         for name in remove { fields[name] = nil }
         for (name, template) in set {
-            if let text = rendered(template) { fields[name] = text }
+            // Empty: removed, so a client cannot supply the value the gateway did not have
+            // (an anonymous caller's own X-Consumer-Id).
+            fields[name] = rendered(template)
         }
         for (name, template) in append {
             if let text = rendered(template) { fields.append(HTTPField(name: name, value: text)) }

@@ -65,7 +65,9 @@ extension Snapshot {
             guard case .lua(let name, let failOpen) = step else {
                 if case .setHeaders(let policy) = step {
                     state.currentPolicy = policy.name
-                    await policy.apply(to: &current.headers, state: state, runtime: runtime)
+                    var fields = current.headers
+                    await policy.apply(to: &fields, state: state, runtime: runtime)
+                    current.headers = fields
                 }
                 continue
             }
