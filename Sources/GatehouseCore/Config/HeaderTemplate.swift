@@ -5,14 +5,10 @@
 public struct HeaderTemplate: Sendable, Equatable {
     public enum Part: Sendable, Equatable {
         case literal(String)
-        case contextCustom(String)
-        case param(String)
-        case query(String)
-        case header(String)
-        case env(String)
+        /// A reference every `${…}` template shares (`RewritePattern.Part`, never `.literal`).
+        case request(RewritePattern.Part)
+        /// `user.*`: a dotted path into `request.user`.
         case user([String])
-        case method
-        case path
     }
 
     public let text: String
@@ -36,22 +32,15 @@ public struct HeaderTemplate: Sendable, Equatable {
             guard !path.contains(where: \.isEmpty) else { throw TemplateError("${\(reference)}: an empty field in the user path") }
             return .user(path)
         }
-        switch RewritePattern.requestPart(reference) {
-        case .contextCustom(let n)?: return .contextCustom(n)
-        case .param(let n)?: return .param(n)
-        case .query(let n)?: return .query(n)
-        case .header(let n)?: return .header(n)
-        case .env(let n)?: return .env(n)
-        case .method?: return .method
-        case .path?: return .path
-        case .literal?, nil:
+        guard let part = RewritePattern.requestPart(reference) else {
             throw TemplateError("unknown reference ${\(reference)} in a header value (use context.custom.*, params.*, query.*, headers.*, env.*, user.*, request.method or request.path)")
         }
+        return .request(part)
     }
 
     /// The `context.custom` names the template reads (fetched from Lua before rendering).
     public var customNames: [String] {
-        parts.compactMap { if case .contextCustom(let n) = $0 { n } else { nil } }
+        parts.compactMap { if case .request(.contextCustom(let n)) = $0 { n } else { nil } }
     }
 
     /// The value, each reference replaced by what `value` gives (nothing for nil). Control

@@ -247,12 +247,7 @@ public struct RateLimitInbound: Sendable {
         case .ip, .function:
             break
         }
-        return "ip:" + clientAddress(state)
-    }
-
-    /// The client's address; behind a trusted proxy, the forwarded one (``ClientAddress``).
-    func clientAddress(_ state: RequestState) -> String {
-        client.resolve(state)
+        return "ip:" + client.resolve(state)
     }
 }
 

@@ -59,13 +59,17 @@ public struct SetHeadersPolicy: Sendable {
         func value(_ part: HeaderTemplate.Part) -> String? {
             switch part {
             case .literal(let text): return text
-            case .contextCustom(let name): return custom[name]
-            case .param(let name): return state.params.first { $0.name == name }?.value
-            case .query(let name): return PathCoding.queryItems((state.query ?? "")[...]).first { $0.name == name }?.value
-            case .header(let name): return HTTPField.Name(name).flatMap { state.headers[values: $0].isEmpty ? nil : state.headers[values: $0].joined(separator: ", ") }
-            case .env(let name): return environment.values[name]
-            case .method: return state.method.rawValue
-            case .path: return state.path
+            case .request(.literal(let text)): return text
+            case .request(.contextCustom(let name)): return custom[name]
+            case .request(.param(let name)): return state.params.first { $0.name == name }?.value
+            case .request(.query(let name)): return PathCoding.queryItems((state.query ?? "")[...]).first { $0.name == name }?.value
+            case .request(.header(let name)):
+                guard let field = HTTPField.Name(name) else { return nil }
+                let values = state.headers[values: field]
+                return values.isEmpty ? nil : values.joined(separator: ", ")
+            case .request(.env(let name)): return environment.values[name]
+            case .request(.method): return state.method.rawValue
+            case .request(.path): return state.path
             case .user(let path):
                 guard var node = state.user else { return nil }
                 for field in path {
